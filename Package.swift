@@ -1,0 +1,54 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// AVX2 + FMA + F16C kernels (the integer dot products llama.cpp uses). Disable the trait
+// (`--disable-default-traits`) to build the portable SIMD path for other CPUs.
+let simdFlags: [SwiftSetting] = [
+    .unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-Xcc", "-mf16c"], .when(traits: ["AVX2"])),
+    .unsafeFlags(["-enforce-exclusivity=unchecked"]),
+]
+
+let package = Package(
+    name: "braid",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Braid", targets: ["Braid"]),
+        .executable(name: "braid", targets: ["BraidCLI"]),
+    ],
+    traits: [
+        .trait(name: "AVX2", description: "x86-64 AVX2/FMA/F16C kernels"),
+        .default(enabledTraits: ["AVX2"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "COpenBLAS",
+            path: "Sources/COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev", "pkg-config"])]
+        ),
+        .target(
+            name: "Braid",
+            dependencies: ["COpenBLAS"],
+            swiftSettings: simdFlags
+        ),
+        .executableTarget(
+            name: "BraidCLI",
+            dependencies: ["Braid", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: simdFlags
+        ),
+        .testTarget(
+            name: "BraidTests",
+            dependencies: ["Braid"],
+            exclude: ["Fixtures"],
+            swiftSettings: simdFlags
+        ),
+        .testTarget(
+            name: "BraidIntegrationTests",
+            dependencies: ["Braid"],
+            swiftSettings: simdFlags
+        ),
+    ]
+)

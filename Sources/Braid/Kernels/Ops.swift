@@ -1,0 +1,91 @@
+import Foundation
+
+/// The small per-vector operations of a transformer block.
+public enum Ops {
+    /// out = x / sqrt(mean(x²) + eps) ⊙ weight
+    @inline(__always)
+    public static func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, eps: Float, into out: UnsafeMutablePointer<Float>, count n: Int) {
+        let xr = UnsafeRawPointer(x), wr = UnsafeRawPointer(weight)
+        var acc = SIMD8<Float>()
+        var i = 0
+        while i + 8 <= n {
+            let v = xr.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self)
+            acc += v * v
+            i += 8
+        }
+        var sum = Double(acc.sum())
+        while i < n { sum += Double(x[i] * x[i]); i += 1 }
+        let scale = 1 / (Float(sum / Double(n)) + eps).squareRoot()
+        i = 0
+        let outr = UnsafeMutableRawPointer(out)
+        while i + 8 <= n {
+            let v = xr.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self)
+            let w = wr.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self)
+            outr.storeBytes(of: v * scale * w, toByteOffset: 4 &* i, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n { out[i] = x[i] * scale * weight[i]; i += 1 }
+    }
+
+    /// RoPE in the layout of llama-architecture GGUF files: adjacent pairs (x[2i], x[2i+1])
+    /// rotate by pos·base^(−2i/dims). Applied to `heads` heads of `headDim` each.
+    /// The angle is stepped by repeated multiplication, as ggml does, so rounding matches.
+    @inline(__always)
+    public static func rope(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, ropeDims: Int, position: Int, base: Float) {
+        let thetaScale = powf(base, -2 / Float(ropeDims))
+        var theta = Float(position)
+        var i = 0
+        while i < ropeDims {
+            let c = cosf(theta), s = sinf(theta)
+            for h in 0..<heads {
+                let p = x + (h &* headDim &+ i)
+                let x0 = p[0], x1 = p[1]
+                p[0] = x0 * c - x1 * s
+                p[1] = x0 * s + x1 * c
+            }
+            theta *= thetaScale
+            i += 2
+        }
+    }
+
+    /// In-place softmax of n values.
+    @inline(__always)
+    public static func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+        var m = -Float.infinity
+        for i in 0..<n { m = max(m, x[i]) }
+        var sum: Float = 0
+        for i in 0..<n {
+            let e = expf(x[i] - m)
+            x[i] = e
+            sum += e
+        }
+        let inv = 1 / sum
+        for i in 0..<n { x[i] *= inv }
+    }
+
+    /// gate ← silu(gate) ⊙ up
+    @inline(__always)
+    public static func swiglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count n: Int) {
+        for i in 0..<n {
+            let g = gate[i]
+            gate[i] = g / (1 + expf(-g)) * up[i]
+        }
+    }
+
+    /// x ← x + y
+    @inline(__always)
+    public static func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count n: Int) {
+        for i in 0..<n { x[i] += y[i] }
+    }
+
+    /// Index of the largest value (the first one on ties).
+    public static func argmax(_ x: UnsafeBufferPointer<Float>) -> Int {
+        var best = 0
+        var value = -Float.infinity
+        for i in 0..<x.count where x[i] > value {
+            value = x[i]
+            best = i
+        }
+        return best
+    }
+}

@@ -1,0 +1,97 @@
+#if AVX2
+import _Builtin_intrinsics.intel
+#endif
+
+/// Activations quantised to 8 bits per 32-value block, as llama.cpp does before its Q4/Q8
+/// products: int8 values, the block scale d and d·Σq (the Q8_1 sum used by Q4_1 weights),
+/// both rounded through fp16 as ggml stores them. Holds up to `capacity` columns of `width`.
+public final class QuantizedActivations: @unchecked Sendable {
+    public let width: Int
+    public let capacity: Int
+    public let blocksPerColumn: Int
+    let qs: UnsafeMutablePointer<Int8>
+    let scales: UnsafeMutablePointer<Float>
+    let sums: UnsafeMutablePointer<Float>
+    /// The float activations the blocks were made from (F16/F32 weights multiply these).
+    public private(set) var floats: UnsafePointer<Float>?
+    public private(set) var columns = 0
+
+    public init(width: Int, capacity: Int) {
+        precondition(width % 32 == 0, "activation width must be a multiple of 32")
+        self.width = width
+        self.capacity = capacity
+        blocksPerColumn = width / 32
+        qs = .allocate(capacity: width * capacity)
+        scales = .allocate(capacity: blocksPerColumn * capacity)
+        sums = .allocate(capacity: blocksPerColumn * capacity)
+    }
+
+    deinit {
+        qs.deallocate()
+        scales.deallocate()
+        sums.deallocate()
+    }
+
+    @inline(__always) func q(_ column: Int) -> UnsafePointer<Int8> { UnsafePointer(qs + column * width) }
+    @inline(__always) func d(_ column: Int) -> UnsafePointer<Float> { UnsafePointer(scales + column * blocksPerColumn) }
+    @inline(__always) func s(_ column: Int) -> UnsafePointer<Float> { UnsafePointer(sums + column * blocksPerColumn) }
+
+    /// Quantises `columns` vectors stored one after another (stride `width`) at `x`.
+    public func quantize(_ x: UnsafePointer<Float>, columns: Int) {
+        precondition(columns <= capacity)
+        self.columns = columns
+        floats = x
+        for c in 0..<columns {
+            for b in 0..<blocksPerColumn {
+                let i = c * blocksPerColumn + b
+                let (d, sum) = Self.quantizeBlock(x + c * width + b * 32, into: qs + c * width + b * 32)
+                scales[i] = Float(Float16(d))
+                sums[i] = Float(Float16(d * Float(sum)))
+            }
+        }
+    }
+
+    /// One block: d = max|x|/127, q = round-half-even(x·127/max|x|). Returns d and Σq.
+    @inline(__always)
+    static func quantizeBlock(_ x: UnsafePointer<Float>, into q: UnsafeMutablePointer<Int8>) -> (Float, Int32) {
+        #if AVX2
+        let raw = UnsafeRawPointer(x)
+        let v0 = raw.loadUnaligned(as: SIMD8<Float>.self)
+        let v1 = raw.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
+        let v2 = raw.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self)
+        let v3 = raw.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self)
+        let signBit = _mm256_set1_ps(-0.0)
+        var m = _mm256_max_ps(_mm256_andnot_ps(signBit, v0), _mm256_andnot_ps(signBit, v1))
+        m = _mm256_max_ps(m, _mm256_max_ps(_mm256_andnot_ps(signBit, v2), _mm256_andnot_ps(signBit, v3)))
+        let amax = m.max()
+        let d = amax / 127
+        let id: Float = amax != 0 ? 127 / amax : 0
+        let mul = _mm256_set1_ps(id)
+        // cvtps rounds to nearest-even under the default MXCSR, as ggml's _mm256_round_ps does.
+        let i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, mul))
+        let i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, mul))
+        let i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, mul))
+        let i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, mul))
+        let total = unsafeBitCast(_mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)), to: SIMD8<Int32>.self).wrappedSum()
+        // packs interleave 128-bit lanes; permute restores element order.
+        let p01 = _mm256_packs_epi32(i0, i1)
+        let p23 = _mm256_packs_epi32(i2, i3)
+        let p = _mm256_packs_epi16(p01, p23)
+        let ordered = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+        UnsafeMutableRawPointer(q).storeBytes(of: unsafeBitCast(ordered, to: SIMD32<Int8>.self), as: SIMD32<Int8>.self)
+        return (d, total)
+        #else
+        var amax: Float = 0
+        for j in 0..<32 { amax = max(amax, abs(x[j])) }
+        let d = amax / 127
+        let id: Float = amax != 0 ? 127 / amax : 0
+        var total: Int32 = 0
+        for j in 0..<32 {
+            let v = Int8((x[j] * id).rounded(.toNearestOrEven))
+            q[j] = v
+            total += Int32(v)
+        }
+        return (d, total)
+        #endif
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import Synchronization
+
+/// A fixed set of worker threads that run one parallel job at a time with the caller as
+/// thread 0. Workers spin between jobs (a decode step issues ~150 small jobs, too many for a
+/// wake-up each) and fall asleep on a condition variable after a few milliseconds idle.
+public final class ThreadPool: @unchecked Sendable {
+    public let threadCount: Int
+    private let generation = Atomic<Int>(0)
+    private let remaining = Atomic<Int>(0)
+    private let sleepers = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var job: ((Int) -> Void)?
+    private var workers: [Thread] = []
+    private let finished = DispatchGroup()
+
+    /// Spin iterations before a worker sleeps (an atomic load each).
+    private static let spinLimit = 2_000_000
+
+    public init(threads: Int) {
+        threadCount = max(1, threads)
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(wake, nil)
+        for index in 1..<threadCount {
+            finished.enter()
+            let t = Thread { [unowned self] in
+                self.workerLoop(index)
+                self.finished.leave()
+            }
+            t.stackSize = 1 << 20
+            t.start()
+            workers.append(t)
+        }
+    }
+
+    deinit {
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        generation.add(1, ordering: .sequentiallyConsistent)
+        pthread_mutex_lock(mutex)
+        pthread_cond_broadcast(wake)
+        pthread_mutex_unlock(mutex)
+        finished.wait()
+        pthread_cond_destroy(wake)
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        wake.deallocate()
+    }
+
+    /// Runs `body(threadIndex)` on every thread (0 is the caller) and returns when all are done.
+    public func run(_ body: (Int) -> Void) {
+        if threadCount == 1 {
+            body(0)
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            job = body
+            remaining.store(threadCount - 1, ordering: .sequentiallyConsistent)
+            generation.add(1, ordering: .sequentiallyConsistent)
+            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+                pthread_mutex_lock(mutex)
+                pthread_cond_broadcast(wake)
+                pthread_mutex_unlock(mutex)
+            }
+            body(0)
+            while remaining.load(ordering: .acquiring) > 0 {}
+            job = nil
+        }
+    }
+
+    /// Splits `0..<count` into one contiguous range per thread.
+    @inline(__always)
+    public static func slice(_ count: Int, _ thread: Int, _ threads: Int) -> Range<Int> {
+        (count * thread / threads)..<(count * (thread + 1) / threads)
+    }
+
+    private func workerLoop(_ index: Int) {
+        var seen = 0
+        while true {
+            var spins = 0
+            var current = generation.load(ordering: .acquiring)
+            while current == seen {
+                spins += 1
+                if spins >= Self.spinLimit {
+                    pthread_mutex_lock(mutex)
+                    sleepers.add(1, ordering: .sequentiallyConsistent)
+                    if generation.load(ordering: .sequentiallyConsistent) == seen {
+                        pthread_cond_wait(wake, mutex)
+                    }
+                    sleepers.subtract(1, ordering: .sequentiallyConsistent)
+                    pthread_mutex_unlock(mutex)
+                    spins = 0
+                }
+                current = generation.load(ordering: .acquiring)
+            }
+            seen = current
+            if stopping.load(ordering: .sequentiallyConsistent) { return }
+            job?(index)
+            remaining.subtract(1, ordering: .releasing)
+        }
+    }
+}

@@ -1,0 +1,77 @@
+/// A rows × columns weight matrix viewed in place in its encoding (usually inside a mapped
+/// GGUF file). Row r holds the weights that produce output r.
+public struct WeightMatrix: @unchecked Sendable {
+    public let type: GGMLType
+    public let rows: Int
+    public let columns: Int
+    public let data: UnsafeRawPointer
+    public let rowBytes: Int
+
+    public init(type: GGMLType, rows: Int, columns: Int, data: UnsafeRawPointer) {
+        self.type = type
+        self.rows = rows
+        self.columns = columns
+        self.data = data
+        rowBytes = type.rowBytes(columns)
+    }
+
+    @inline(__always) public func row(_ r: Int) -> UnsafeRawPointer { data + r &* rowBytes }
+
+    /// Bytes of weights.
+    public var byteCount: Int { rowBytes * rows }
+
+    /// Decodes row `r` into `dst` (`columns` floats).
+    public func decodeRow(_ r: Int, into dst: UnsafeMutablePointer<Float>) {
+        BlockCodec.decode(type, row(r), into: dst, count: columns)
+    }
+
+    /// y[c·ldy + r] = W[r]·x[c] for rows in `rowRange` and every column of `x`.
+    /// Quantised weights use the 8-bit activations, float weights the float ones.
+    public func multiply(_ x: QuantizedActivations, rows rowRange: Range<Int>, into y: UnsafeMutablePointer<Float>, ldy: Int) {
+        let n = x.columns
+        switch type {
+        case .q4_1: multiplyNibbles(x, rowRange, y, ldy, n, Q4_1Block.self)
+        case .q4_0: multiplyNibbles(x, rowRange, y, ldy, n, Q4_0Block.self)
+        case .q8_0:
+            for r in rowRange {
+                let w = row(r)
+                var c = 0
+                while c + 4 <= n {
+                    let v = DotKernels.q8Dot4(w, x, c)
+                    y[c &* ldy &+ r] = v[0]; y[(c + 1) &* ldy &+ r] = v[1]
+                    y[(c + 2) &* ldy &+ r] = v[2]; y[(c + 3) &* ldy &+ r] = v[3]
+                    c += 4
+                }
+                while c < n {
+                    y[c &* ldy &+ r] = DotKernels.q8Dot(w, x, c)
+                    c += 1
+                }
+            }
+        case .f16, .f32:
+            let xf = x.floats!
+            for r in rowRange {
+                for c in 0..<n {
+                    y[c &* ldy &+ r] = DotKernels.floatDot(row(r), type, xf + c &* x.width, columns)
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    private func multiplyNibbles<B: NibbleBlock>(_ x: QuantizedActivations, _ rowRange: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _ n: Int, _: B.Type) {
+        for r in rowRange {
+            let w = row(r)
+            var c = 0
+            while c + 4 <= n {
+                let v = DotKernels.nibbleDot4(w, x, c, B.self)
+                y[c &* ldy &+ r] = v[0]; y[(c + 1) &* ldy &+ r] = v[1]
+                y[(c + 2) &* ldy &+ r] = v[2]; y[(c + 3) &* ldy &+ r] = v[3]
+                c += 4
+            }
+            while c < n {
+                y[c &* ldy &+ r] = DotKernels.nibbleDot(w, x, c, B.self)
+                c += 1
+            }
+        }
+    }
+}

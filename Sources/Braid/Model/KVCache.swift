@@ -1,0 +1,41 @@
+/// Keys and values of one sequence (one stream) for every layer, stored as fp16 like
+/// llama.cpp's default cache. Memory is reserved for the whole context up front but only
+/// pages actually written count toward RSS.
+public final class KVCache: @unchecked Sendable {
+    public let layers: Int
+    public let capacity: Int
+    public let kvDim: Int
+    let keys: UnsafeMutablePointer<Float16>
+    let values: UnsafeMutablePointer<Float16>
+    /// Tokens stored (positions 0..<count are valid).
+    public var count = 0
+
+    public init(config: LlamaConfig, capacity: Int) {
+        layers = config.blockCount
+        self.capacity = capacity
+        kvDim = config.kvDim
+        let n = layers * capacity * kvDim
+        keys = .allocate(capacity: n)
+        values = .allocate(capacity: n)
+    }
+
+    deinit {
+        keys.deallocate()
+        values.deallocate()
+    }
+
+    @inline(__always) func key(layer: Int, position: Int) -> UnsafeMutablePointer<Float16> {
+        keys + (layer &* capacity &+ position) &* kvDim
+    }
+
+    @inline(__always) func value(layer: Int, position: Int) -> UnsafeMutablePointer<Float16> {
+        values + (layer &* capacity &+ position) &* kvDim
+    }
+
+    /// Forgets everything from `position` on.
+    public func truncate(to position: Int) { count = min(count, max(0, position)) }
+    public func reset() { count = 0 }
+
+    /// Bytes reserved for keys and values.
+    public var byteCount: Int { 2 * layers * capacity * kvDim * MemoryLayout<Float16>.size }
+}

@@ -1,0 +1,191 @@
+import Foundation
+
+/// One column of a forward pass: a token at a position of a stream (its KV cache).
+public struct BatchEntry {
+    public var token: Int32
+    public var position: Int
+    public var cache: KVCache
+    public init(token: Int32, position: Int, cache: KVCache) {
+        self.token = token
+        self.position = position
+        self.cache = cache
+    }
+}
+
+/// A Llama-family model over a mapped GGUF: the forward pass for a batch of columns, each
+/// with its own position and KV cache, so prefill (one stream, consecutive positions),
+/// decode (one column) and multi-stream decode share one code path. Every matrix is read once
+/// per batch, whatever the number of columns.
+public final class LlamaModel: @unchecked Sendable {
+    public let gguf: GGUFFile
+    public let config: LlamaConfig
+    public let weights: LlamaWeights
+    public let pool: ThreadPool
+    /// Columns per forward call; longer prompts are fed in chunks of this size.
+    public let maxBatch: Int
+
+    private let scratch: Scratch
+
+    public init(gguf: GGUFFile, threads: Int, maxBatch: Int = 64) throws {
+        self.gguf = gguf
+        config = try LlamaConfig(gguf: gguf)
+        weights = try LlamaWeights(gguf: gguf, config: config)
+        pool = ThreadPool(threads: threads)
+        self.maxBatch = maxBatch
+        scratch = Scratch(config: config, columns: maxBatch, threads: pool.threadCount)
+    }
+
+    public convenience init(path: String, threads: Int, maxBatch: Int = 64) throws {
+        try self.init(gguf: GGUFFile(path: path), threads: threads, maxBatch: maxBatch)
+    }
+
+    public func makeCache(capacity: Int? = nil) -> KVCache {
+        KVCache(config: config, capacity: min(capacity ?? config.contextLength, config.contextLength))
+    }
+
+    /// Logits of output column `i` of the last forward call.
+    public func logits(_ i: Int = 0) -> UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: scratch.logits + i * config.vocabularySize, count: config.vocabularySize)
+    }
+
+    /// Feeds `tokens` to `cache` from its current end, in chunks; returns the last token's logits.
+    @discardableResult
+    public func prefill(_ tokens: [Int32], cache: KVCache) throws -> UnsafeBufferPointer<Float> {
+        guard !tokens.isEmpty else { throw BraidError.invalidArgument("nothing to evaluate: the prompt has no tokens") }
+        guard cache.count + tokens.count <= cache.capacity else {
+            throw BraidError.promptTooLong(tokens: cache.count + tokens.count, context: cache.capacity)
+        }
+        var start = 0
+        while start < tokens.count {
+            let end = min(tokens.count, start + maxBatch)
+            let base = cache.count
+            let batch = (start..<end).map { BatchEntry(token: tokens[$0], position: base + $0 - start, cache: cache) }
+            try forward(batch, outputs: end == tokens.count ? [batch.count - 1] : [])
+            start = end
+        }
+        return logits(0)
+    }
+
+    /// One token at the end of `cache`.
+    @discardableResult
+    public func decode(_ token: Int32, cache: KVCache) throws -> UnsafeBufferPointer<Float> {
+        try forward([BatchEntry(token: token, position: cache.count, cache: cache)], outputs: [0])
+        return logits(0)
+    }
+
+    /// Runs the batch; logits of the columns listed in `outputs` land in `logits(0..)` in that order.
+    public func forward(_ batch: [BatchEntry], outputs: [Int]) throws {
+        let n = batch.count
+        guard n > 0, n <= maxBatch, outputs.count <= maxBatch else {
+            throw BraidError.invalidArgument("batch of \(n) columns (at most \(maxBatch))")
+        }
+        for e in batch {
+            guard e.position < e.cache.capacity else {
+                throw BraidError.promptTooLong(tokens: e.position + 1, context: e.cache.capacity)
+            }
+            guard e.position <= e.cache.count || batch.contains(where: { $0.cache === e.cache && $0.position == e.position - 1 }) else {
+                throw BraidError.invalidArgument("position \(e.position) leaves a gap in a cache holding \(e.cache.count) tokens")
+            }
+            guard e.token >= 0, Int(e.token) < config.vocabularySize else {
+                throw BraidError.invalidArgument("token id \(e.token) is outside the vocabulary")
+            }
+        }
+        let c = config, s = scratch
+        let d = c.embeddingLength, qd = c.queryDim, kvd = c.kvDim, ff = c.feedForwardLength
+        let x = s.x, xb = s.xb
+
+        for (i, e) in batch.enumerated() {
+            weights.tokenEmbedding.decodeRow(Int(e.token), into: x + i * d)
+        }
+        let caches = batch.map { $0.cache }
+        let positions = batch.map { $0.position }
+        let group = c.headCount / c.headCountKV
+        let scale = 1 / Float(c.headDim).squareRoot()
+
+        for (l, w) in weights.layers.enumerated() {
+            // attention
+            for i in 0..<n { Ops.rmsNorm(x + i * d, weight: w.attnNorm, eps: c.rmsEpsilon, into: xb + i * d, count: d) }
+            s.xq.quantize(xb, columns: n)
+            project([(w.q, s.q, qd), (w.k, s.k, kvd), (w.v, s.v, kvd)], s.xq)
+            for i in 0..<n {
+                Ops.rope(s.q + i * qd, heads: c.headCount, headDim: c.headDim, ropeDims: c.ropeDimensions, position: positions[i], base: c.ropeFreqBase)
+                Ops.rope(s.k + i * kvd, heads: c.headCountKV, headDim: c.headDim, ropeDims: c.ropeDimensions, position: positions[i], base: c.ropeFreqBase)
+                let kc = caches[i].key(layer: l, position: positions[i]), vc = caches[i].value(layer: l, position: positions[i])
+                for j in 0..<kvd {
+                    kc[j] = Float16(s.k[i * kvd + j])
+                    vc[j] = Float16(s.v[i * kvd + j])
+                }
+            }
+            let pairs = n * c.headCount
+            pool.run { t in
+                let scores = s.scores + t * s.scoreStride
+                for p in ThreadPool.slice(pairs, t, pool.threadCount) {
+                    let i = p / c.headCount, h = p % c.headCount
+                    Attention.head(query: s.q + i * qd + h * c.headDim, cache: caches[i], layer: l,
+                                   kvOffset: (h / group) * c.headDim, headDim: c.headDim, lastPosition: positions[i],
+                                   scale: scale, scores: scores, out: s.att + i * qd + h * c.headDim)
+                }
+            }
+            s.attq.quantize(s.att, columns: n)
+            project([(w.o, s.tmp, d)], s.attq)
+            Ops.add(x, s.tmp, count: n * d)
+
+            // feed-forward
+            for i in 0..<n { Ops.rmsNorm(x + i * d, weight: w.ffnNorm, eps: c.rmsEpsilon, into: xb + i * d, count: d) }
+            s.xq.quantize(xb, columns: n)
+            project([(w.gate, s.gate, ff), (w.up, s.up, ff)], s.xq)
+            Ops.swiglu(s.gate, s.up, count: n * ff)
+            s.hq.quantize(s.gate, columns: n)
+            project([(w.down, s.tmp, d)], s.hq)
+            Ops.add(x, s.tmp, count: n * d)
+        }
+        for e in batch { e.cache.count = max(e.cache.count, e.position + 1) }
+
+        guard !outputs.isEmpty else { return }
+        for (j, i) in outputs.enumerated() {
+            Ops.rmsNorm(x + i * d, weight: weights.outputNorm, eps: c.rmsEpsilon, into: xb + j * d, count: d)
+        }
+        s.xq.quantize(xb, columns: outputs.count)
+        project([(weights.output, s.logits, c.vocabularySize)], s.xq)
+    }
+
+    /// y = W·x for several matrices sharing one input, rows split across the threads.
+    @inline(__always)
+    private func project(_ jobs: [(WeightMatrix, UnsafeMutablePointer<Float>, Int)], _ x: QuantizedActivations) {
+        pool.run { t in
+            for (w, y, ldy) in jobs {
+                w.multiply(x, rows: ThreadPool.slice(w.rows, t, pool.threadCount), into: y, ldy: ldy)
+            }
+        }
+    }
+}
+
+/// Per-model work buffers, sized once for the largest batch; nothing is allocated per token.
+final class Scratch: @unchecked Sendable {
+    let x, xb, q, k, v, att, tmp, gate, up, logits, scores: UnsafeMutablePointer<Float>
+    let scoreStride: Int
+    let xq, attq, hq: QuantizedActivations
+
+    init(config c: LlamaConfig, columns n: Int, threads: Int) {
+        let d = c.embeddingLength
+        x = .allocate(capacity: n * d)
+        xb = .allocate(capacity: n * d)
+        q = .allocate(capacity: n * c.queryDim)
+        k = .allocate(capacity: n * c.kvDim)
+        v = .allocate(capacity: n * c.kvDim)
+        att = .allocate(capacity: n * c.queryDim)
+        tmp = .allocate(capacity: n * d)
+        gate = .allocate(capacity: n * c.feedForwardLength)
+        up = .allocate(capacity: n * c.feedForwardLength)
+        logits = .allocate(capacity: n * c.vocabularySize)
+        scoreStride = c.contextLength
+        scores = .allocate(capacity: threads * c.contextLength)
+        xq = QuantizedActivations(width: d, capacity: n)
+        attq = QuantizedActivations(width: c.queryDim, capacity: n)
+        hq = QuantizedActivations(width: c.feedForwardLength, capacity: n)
+    }
+
+    deinit {
+        for p in [x, xb, q, k, v, att, tmp, gate, up, logits, scores] { p.deallocate() }
+    }
+}

@@ -1,0 +1,74 @@
+/// The weights of one transformer block, by their GGUF names.
+public struct LayerWeights: Sendable {
+    public let attnNorm: [Float]
+    public let ffnNorm: [Float]
+    public let q: WeightMatrix
+    public let k: WeightMatrix
+    public let v: WeightMatrix
+    public let o: WeightMatrix
+    public let gate: WeightMatrix
+    public let up: WeightMatrix
+    public let down: WeightMatrix
+
+    /// The seven matrices with their GGUF tensor name suffixes.
+    public var matrices: [(String, WeightMatrix)] {
+        [("attn_q", q), ("attn_k", k), ("attn_v", v), ("attn_output", o), ("ffn_gate", gate), ("ffn_up", up), ("ffn_down", down)]
+    }
+}
+
+/// All weights of a Llama model, viewed in place in the mapped GGUF.
+public struct LlamaWeights: Sendable {
+    public let tokenEmbedding: WeightMatrix
+    public let output: WeightMatrix
+    public let outputNorm: [Float]
+    public let layers: [LayerWeights]
+    /// True when the LM head is the token embedding (no `output.weight`).
+    public let tiedOutput: Bool
+
+    public init(gguf: GGUFFile, config c: LlamaConfig) throws {
+        func matrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
+            let t = try gguf.tensor(name)
+            guard t.shape.count == 2, t.shape[0] == columns, t.shape[1] == rows else {
+                throw BraidError.tensorShape(name: name, expected: [columns, rows], found: t.shape)
+            }
+            return WeightMatrix(type: t.type, rows: rows, columns: columns, data: gguf.data(t))
+        }
+        func vector(_ name: String, _ n: Int) throws -> [Float] {
+            let t = try gguf.tensor(name)
+            guard t.elementCount == n, t.shape.count == 1 else {
+                throw BraidError.tensorShape(name: name, expected: [n], found: t.shape)
+            }
+            var out = [Float](repeating: 0, count: n)
+            out.withUnsafeMutableBufferPointer { BlockCodec.decode(t.type, gguf.data(t), into: $0.baseAddress!, count: n) }
+            return out
+        }
+        let d = c.embeddingLength
+        tokenEmbedding = try matrix("token_embd.weight", rows: c.vocabularySize, columns: d)
+        if gguf.tensors["output.weight"] != nil {
+            output = try matrix("output.weight", rows: c.vocabularySize, columns: d)
+            tiedOutput = false
+        } else {
+            output = tokenEmbedding
+            tiedOutput = true
+        }
+        outputNorm = try vector("output_norm.weight", d)
+        layers = try (0..<c.blockCount).map { i in
+            let p = "blk.\(i)."
+            return LayerWeights(
+                attnNorm: try vector(p + "attn_norm.weight", d),
+                ffnNorm: try vector(p + "ffn_norm.weight", d),
+                q: try matrix(p + "attn_q.weight", rows: c.queryDim, columns: d),
+                k: try matrix(p + "attn_k.weight", rows: c.kvDim, columns: d),
+                v: try matrix(p + "attn_v.weight", rows: c.kvDim, columns: d),
+                o: try matrix(p + "attn_output.weight", rows: d, columns: c.queryDim),
+                gate: try matrix(p + "ffn_gate.weight", rows: c.feedForwardLength, columns: d),
+                up: try matrix(p + "ffn_up.weight", rows: c.feedForwardLength, columns: d),
+                down: try matrix(p + "ffn_down.weight", rows: d, columns: c.feedForwardLength))
+        }
+    }
+
+    /// Bytes of weights read to decode one token (every matrix once, plus one embedding row).
+    public var bytesPerToken: Int {
+        layers.reduce(0) { $0 + $1.matrices.reduce(0) { $0 + $1.1.byteCount } } + output.byteCount + tokenEmbedding.rowBytes
+    }
+}

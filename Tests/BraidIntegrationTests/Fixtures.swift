@@ -1,0 +1,21 @@
+import Foundation
+import Braid
+
+/// Paths of the real model and the shared reference data, relative to this checkout.
+enum Fixtures {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let modelPath = root.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
+    static let shared = root.deletingLastPathComponent().appendingPathComponent("shared")
+    static let reference = shared.appendingPathComponent("reference/llamacpp")
+
+    static var haveModel: Bool { FileManager.default.fileExists(atPath: modelPath) }
+
+    static func json(_ name: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: reference.appendingPathComponent(name))
+        return try JSONSerialization.jsonObject(with: data) as! [String: Any]
+    }
+
+    /// A model of its own for each test: tests run concurrently, and a model's scratch buffers
+    /// belong to one caller at a time. Loading only maps the file.
+    static func model() throws -> LlamaModel { try LlamaModel(path: modelPath, threads: 2) }
+}
