@@ -3,5 +3,9 @@ import Braid
 
 @main
 struct BraidCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "braid", abstract: "braid")
+    static let configuration = CommandConfiguration(
+        commandName: "braid",
+        abstract: "A CPU LLM runtime: one base model, many fine-tunes as 1-bit task vectors.",
+        subcommands: [Generate.self, Chat.self, Bench.self],
+        defaultSubcommand: nil)
 }

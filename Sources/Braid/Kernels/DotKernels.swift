@@ -7,6 +7,9 @@ import _Builtin_intrinsics.intel
 protocol NibbleBlock {
     static var stride: Int { get }
     static var codesOffset: Int { get }
+    /// Whether the m term uses the fp16-rounded activation sum (Q8_1, as llama.cpp does for
+    /// Q4_1) or the exact one (Q4_0, whose llama.cpp product is exact in integers).
+    static var roundedSums: Bool { get }
     /// (d, m) of the block at `p`.
     static func scales(_ p: UnsafeRawPointer) -> (Float, Float)
 }
@@ -14,6 +17,7 @@ protocol NibbleBlock {
 enum Q4_0Block: NibbleBlock {
     static var stride: Int { 18 }
     static var codesOffset: Int { 2 }
+    static var roundedSums: Bool { false }
     @inline(__always) static func scales(_ p: UnsafeRawPointer) -> (Float, Float) {
         let d = BlockCodec.half(p, 0)
         return (d, -8 * d)
@@ -23,6 +27,7 @@ enum Q4_0Block: NibbleBlock {
 enum Q4_1Block: NibbleBlock {
     static var stride: Int { 20 }
     static var codesOffset: Int { 4 }
+    static var roundedSums: Bool { true }
     @inline(__always) static func scales(_ p: UnsafeRawPointer) -> (Float, Float) {
         (BlockCodec.half(p, 0), BlockCodec.half(p, 2))
     }
@@ -58,7 +63,7 @@ enum DotKernels {
     @inline(__always)
     static func nibbleDot<B: NibbleBlock>(_ row: UnsafeRawPointer, _ x: QuantizedActivations, _ c: Int, _: B.Type) -> Float {
         let nb = x.blocksPerColumn
-        let xq = x.q(c), xd = x.d(c), xs = x.s(c)
+        let xq = x.q(c), xd = x.d(c), xs = B.roundedSums ? x.s(c) : x.exactS(c)
         var mins: Float = 0
         #if AVX2
         var acc = _mm256_setzero_ps()
@@ -95,7 +100,8 @@ enum DotKernels {
         let nb = x.blocksPerColumn
         let q0 = x.q(c), q1 = x.q(c + 1), q2 = x.q(c + 2), q3 = x.q(c + 3)
         let d0 = x.d(c), d1 = x.d(c + 1), d2 = x.d(c + 2), d3 = x.d(c + 3)
-        let s0 = x.s(c), s1 = x.s(c + 1), s2 = x.s(c + 2), s3 = x.s(c + 3)
+        let s0 = B.roundedSums ? x.s(c) : x.exactS(c), s1 = B.roundedSums ? x.s(c + 1) : x.exactS(c + 1)
+        let s2 = B.roundedSums ? x.s(c + 2) : x.exactS(c + 2), s3 = B.roundedSums ? x.s(c + 3) : x.exactS(c + 3)
         var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0
         var mins = SIMD4<Float>()
         for b in 0..<nb {

@@ -4,7 +4,7 @@ import _Builtin_intrinsics.intel
 
 /// Activations quantised to 8 bits per 32-value block, as llama.cpp does before its Q4/Q8
 /// products: int8 values, the block scale d and d·Σq (the Q8_1 sum used by Q4_1 weights),
-/// both rounded through fp16 as ggml stores them. Holds up to `capacity` columns of `width`.
+/// both rounded through fp16 as ggml stores them (and the sum unrounded). Holds up to `capacity` columns of `width`.
 public final class QuantizedActivations: @unchecked Sendable {
     public let width: Int
     public let capacity: Int
@@ -12,6 +12,7 @@ public final class QuantizedActivations: @unchecked Sendable {
     let qs: UnsafeMutablePointer<Int8>
     let scales: UnsafeMutablePointer<Float>
     let sums: UnsafeMutablePointer<Float>
+    let exactSums: UnsafeMutablePointer<Float>
     /// The float activations the blocks were made from (F16/F32 weights multiply these).
     public private(set) var floats: UnsafePointer<Float>?
     public private(set) var columns = 0
@@ -24,17 +25,21 @@ public final class QuantizedActivations: @unchecked Sendable {
         qs = .allocate(capacity: width * capacity)
         scales = .allocate(capacity: blocksPerColumn * capacity)
         sums = .allocate(capacity: blocksPerColumn * capacity)
+        exactSums = .allocate(capacity: blocksPerColumn * capacity)
     }
 
     deinit {
         qs.deallocate()
         scales.deallocate()
         sums.deallocate()
+        exactSums.deallocate()
     }
 
     @inline(__always) func q(_ column: Int) -> UnsafePointer<Int8> { UnsafePointer(qs + column * width) }
     @inline(__always) func d(_ column: Int) -> UnsafePointer<Float> { UnsafePointer(scales + column * blocksPerColumn) }
     @inline(__always) func s(_ column: Int) -> UnsafePointer<Float> { UnsafePointer(sums + column * blocksPerColumn) }
+    /// d·Σq without the fp16 rounding (for Q4_0, whose llama.cpp product has no sum term).
+    @inline(__always) func exactS(_ column: Int) -> UnsafePointer<Float> { UnsafePointer(exactSums + column * blocksPerColumn) }
 
     /// Quantises `columns` vectors stored one after another (stride `width`) at `x`.
     public func quantize(_ x: UnsafePointer<Float>, columns: Int) {
@@ -47,8 +52,14 @@ public final class QuantizedActivations: @unchecked Sendable {
                 let (d, sum) = Self.quantizeBlock(x + c * width + b * 32, into: qs + c * width + b * 32)
                 scales[i] = Float(Float16(d))
                 sums[i] = Float(Float16(d * Float(sum)))
+                exactSums[i] = scales[i] * Float(sum)
             }
         }
+    }
+
+    /// Column `c` as floats q·d (what the integer kernels effectively multiply).
+    public func dequantized(column c: Int) -> [Float] {
+        (0..<width).map { Float(qs[c * width + $0]) * scales[c * blocksPerColumn + $0 / 32] }
     }
 
     /// One block: d = max|x|/127, q = round-half-even(x·127/max|x|). Returns d and Σq.

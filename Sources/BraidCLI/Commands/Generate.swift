@@ -1,0 +1,3 @@
+import ArgumentParser
+struct Generate: ParsableCommand {}
+struct Chat: ParsableCommand {}

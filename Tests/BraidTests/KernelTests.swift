@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+import Braid
+
+/// Every encoding's fast product against the scalar reference on random blocks.
+struct KernelTests {
+    func randomFloats(_ n: Int, _ rng: inout Xoshiro256, scale: Float = 1) -> [Float] {
+        (0..<n).map { _ in (rng.nextUnit() * 2 - 1) * scale }
+    }
+
+    @Test(arguments: GGMLType.allCases)
+    func encodeDecodeErrorIsBounded(type: GGMLType) {
+        var rng = Xoshiro256(seed: 1)
+        let x = randomFloats(32 * 16, &rng)
+        let y = BlockCodec.decode(type, BlockCodec.encode(type, x), count: x.count)
+        let bound: Float = switch type {
+        case .f32: 0
+        case .f16: 1e-3
+        case .q8_0: 1.0 / 127
+        case .q4_0, .q4_1: 1.0 / 7.5
+        }
+        for i in x.indices { #expect(abs(x[i] - y[i]) <= bound * 1.01, "\(type) element \(i)") }
+    }
+
+    /// y = W·x for 1…9 columns (exercising the 4-column tile and the remainder) equals the
+    /// dot products of the decoded weights with the decoded 8-bit activations.
+    @Test(arguments: GGMLType.allCases)
+    func multiplyMatchesScalarReference(type: GGMLType) {
+        var rng = Xoshiro256(seed: UInt64(type.rawValue) + 3)
+        let rows = 13, cols = 96
+        let wf = randomFloats(rows * cols, &rng)
+        let bytes = BlockCodec.encode(type, wf)
+        let decoded = BlockCodec.decode(type, bytes, count: wf.count)
+        for n in [1, 2, 4, 5, 9] {
+            let x = randomFloats(n * cols, &rng, scale: 3)
+            let acts = QuantizedActivations(width: cols, capacity: n)
+            var y = [Float](repeating: .nan, count: n * rows)
+            bytes.withUnsafeBytes { b in
+                x.withUnsafeBufferPointer { xp in
+                    acts.quantize(xp.baseAddress!, columns: n)
+                    let w = WeightMatrix(type: type, rows: rows, columns: cols, data: b.baseAddress!)
+                    y.withUnsafeMutableBufferPointer { w.multiply(acts, rows: 0..<rows, into: $0.baseAddress!, ldy: rows) }
+                }
+            }
+            for c in 0..<n {
+                // Quantised weights meet 8-bit activations; float weights meet the floats.
+                let xa = (type == .f32 || type == .f16) ? Array(x[c * cols..<(c + 1) * cols]) : acts.dequantized(column: c)
+                for r in 0..<rows {
+                    var ref: Double = 0
+                    for j in 0..<cols { ref += Double(decoded[r * cols + j]) * Double(xa[j]) }
+                    var tolerance = 1e-3 * max(1, abs(ref))
+                    if type == .q4_1 {
+                        // llama.cpp's Q8_1 keeps d·Σq in fp16, so the m term carries one fp16
+                        // rounding of the block sum.
+                        for b in 0..<cols / 32 {
+                            let block = (r * cols / 32 + b) * 20
+                            let m = Float(Float16(bitPattern: UInt16(bytes[block + 2]) | UInt16(bytes[block + 3]) << 8))
+                            let sum = xa[b * 32..<(b + 1) * 32].reduce(0, +)
+                            tolerance += Double(abs(m) * abs(sum)) / 1024
+                        }
+                    }
+                    #expect(abs(Double(y[c * rows + r]) - ref) <= tolerance, "\(type) n=\(n) c=\(c) r=\(r)")
+                }
+            }
+        }
+    }
+
+    @Test func activationQuantizationIsRoundToNearest() {
+        var rng = Xoshiro256(seed: 9)
+        let x = randomFloats(64, &rng, scale: 5)
+        let acts = QuantizedActivations(width: 64, capacity: 1)
+        x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, columns: 1) }
+        let back = acts.dequantized(column: 0)
+        for b in 0..<2 {
+            let amax = x[b * 32..<(b + 1) * 32].map(abs).max()!
+            for j in b * 32..<(b + 1) * 32 { #expect(abs(back[j] - x[j]) <= amax / 127 * 0.51 + 1e-3 * amax) }
+        }
+    }
+
+    @Test func threadPoolRunsEverySliceOnce() {
+        let pool = ThreadPool(threads: 3)
+        let n = 1000
+        let hits = UnsafeMutablePointer<Int>.allocate(capacity: n)
+        hits.initialize(repeating: 0, count: n)
+        defer { hits.deallocate() }
+        for _ in 0..<50 {
+            pool.run { t in
+                for i in ThreadPool.slice(n, t, pool.threadCount) { hits[i] += 1 }
+            }
+        }
+        #expect((0..<n).allSatisfy { hits[$0] == 50 })
+    }
+
+    @Test func ropeRotatesAdjacentPairs() {
+        var v: [Float] = [1, 0, 0, 1]
+        v.withUnsafeMutableBufferPointer { Ops.rope($0.baseAddress!, heads: 1, headDim: 4, ropeDims: 4, position: 1, base: 10_000) }
+        #expect(abs(v[0] - cosf(1)) < 1e-6 && abs(v[1] - sinf(1)) < 1e-6)
+        // second pair angle = 1 · 10000^(-2/4) = 0.01
+        #expect(abs(v[2] + sinf(0.01)) < 1e-6 && abs(v[3] - cosf(0.01)) < 1e-6)
+    }
+}
