@@ -1,0 +1,19 @@
+# braid — the two entry points of the README: `make demo` and `make test`.
+BRAID = .build/release/braid
+
+.PHONY: setup build demo test bench
+
+setup:
+	bash scripts/setup.sh
+
+build: setup
+	swift build -c release
+
+demo: build
+	$(BRAID) generate -p "What is the capital of France?"
+
+test: setup
+	swift test -c release
+
+bench: build
+	$(BRAID) bench

@@ -1,0 +1,176 @@
+import Foundation
+
+/// Byte-level BPE over a GGUF vocabulary (`tokenizer.ggml.model = gpt2`), with llama.cpp's
+/// `smollm` pre-tokenizer and its handling of special tokens.
+public final class BPETokenizer: @unchecked Sendable {
+    public let tokens: [String]
+    /// Raw bytes of every token (control tokens: their UTF-8 text).
+    private let pieces: [[UInt8]]
+    private let ids: [String: Int32]
+    /// (left id, right id) packed → (rank, merged id)
+    private let merges: [UInt64: (rank: Int32, id: Int32)]
+    /// Token of each byte, −1 where the vocabulary has none.
+    private let byteTokens: [Int32]
+    /// Control and user-defined tokens, longest first, matched as whole tokens in text.
+    private let specials: [(text: [UInt8], id: Int32)]
+    /// Whether every special token starts with "<" (then only "<" needs a look-up).
+    private let specialsStartWithAngle: Bool
+    public let bosID: Int32?
+    public let eosID: Int32
+    public let addBOS: Bool
+    /// Tokens that end a turn (eos, <|im_end|>, <|endoftext|> …).
+    public let endOfGeneration: Set<Int32>
+    private let cache = NSCache<NSString, NSArray>()
+
+    public var vocabularySize: Int { tokens.count }
+
+    public init(tokens: [String], tokenTypes: [Int], merges mergeList: [String], bosID: Int32?, eosID: Int32, addBOS: Bool) throws {
+        guard !tokens.isEmpty else { throw BraidError.invalidArgument("the vocabulary is empty") }
+        self.tokens = tokens
+        self.bosID = bosID
+        self.eosID = eosID
+        self.addBOS = addBOS
+        var ids: [String: Int32] = [:]
+        ids.reserveCapacity(tokens.count)
+        for (i, t) in tokens.enumerated() where ids[t] == nil { ids[t] = Int32(i) }
+        self.ids = ids
+
+        var special: [(text: [UInt8], id: Int32)] = []
+        var pieces: [[UInt8]] = []
+        pieces.reserveCapacity(tokens.count)
+        for (i, t) in tokens.enumerated() {
+            let type = i < tokenTypes.count ? tokenTypes[i] : 1
+            if type == 3 || type == 4 {  // control, user-defined: their text as is
+                pieces.append(Array(t.utf8))
+                if !t.isEmpty { special.append((Array(t.utf8), Int32(i))) }
+            } else {
+                pieces.append(t.unicodeScalars.map { ByteEncoder.decode[$0.value] ?? 0x3F })
+            }
+        }
+        self.pieces = pieces
+        specials = special.sorted { $0.text.count > $1.text.count }
+        specialsStartWithAngle = specials.allSatisfy { $0.text.first == UInt8(ascii: "<") }
+
+        var table: [UInt64: (rank: Int32, id: Int32)] = [:]
+        table.reserveCapacity(mergeList.count)
+        for (rank, m) in mergeList.enumerated() {
+            guard let space = m.firstIndex(of: " ") else { continue }
+            let a = String(m[..<space]), b = String(m[m.index(after: space)...])
+            guard let ia = ids[a], let ib = ids[b], let im = ids[a + b] else { continue }
+            let key = UInt64(UInt32(ia)) << 32 | UInt64(UInt32(ib))
+            if table[key] == nil { table[key] = (Int32(rank), im) }
+        }
+        merges = table
+        // A vocabulary may lack a few byte tokens (SmolLM2 has none for some control bytes and
+        // bytes that never start a character in use); like llama.cpp, such bytes are dropped.
+        byteTokens = (0..<256).map { ids[String(ByteEncoder.encode[$0])] ?? -1 }
+        var eog: Set<Int32> = [eosID]
+        for name in ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "<|end|>"] {
+            if let id = ids[name] { eog.insert(id) }
+        }
+        endOfGeneration = eog
+    }
+
+    /// The tokenizer stored in a GGUF file.
+    public convenience init(gguf: GGUFFile) throws {
+        let model = try gguf.string("tokenizer.ggml.model")
+        guard model == "gpt2" else {
+            throw BraidError.invalidArgument("tokenizer model \(model) is not supported (braid reads byte-level BPE, gpt2)")
+        }
+        let tokens = try gguf.stringArray("tokenizer.ggml.tokens")
+        let types = (try? gguf.intArray("tokenizer.ggml.token_type")) ?? []
+        let merges = try gguf.stringArray("tokenizer.ggml.merges")
+        let bos = gguf.metadata["tokenizer.ggml.bos_token_id"]?.intValue.map(Int32.init)
+        let eos = try gguf.int("tokenizer.ggml.eos_token_id")
+        let addBOS = gguf.metadata["tokenizer.ggml.add_bos_token"]?.boolValue ?? false
+        try self.init(tokens: tokens, tokenTypes: types, merges: merges, bosID: bos, eosID: Int32(eos), addBOS: addBOS)
+    }
+
+    public func id(of token: String) -> Int32? { ids[token] }
+
+    /// Raw bytes of one token.
+    public func piece(_ id: Int32) -> [UInt8] {
+        guard id >= 0, Int(id) < pieces.count else { return [] }
+        return pieces[Int(id)]
+    }
+
+    /// Text → ids. With `parseSpecial`, special-token strings in the text become their tokens
+    /// (as llama.cpp does for chat templates); otherwise they are tokenised as plain text.
+    public func encode(_ text: String, parseSpecial: Bool = true, addBOS: Bool? = nil) -> [Int32] {
+        var out: [Int32] = []
+        if addBOS ?? self.addBOS, let b = bosID { out.append(b) }
+        let bytes = Array(text.utf8)
+        var start = 0, i = 0
+        if parseSpecial && !specials.isEmpty {
+            while i < bytes.count {
+                if bytes[i] == UInt8(ascii: "<") || !specialsStartWithAngle, let s = special(at: i, bytes) {
+                    if start < i { encodePlain(bytes[start..<i], into: &out) }
+                    out.append(s.id)
+                    i += s.text.count
+                    start = i
+                } else {
+                    i += 1
+                }
+            }
+        }
+        if start < bytes.count { encodePlain(bytes[start..<bytes.count], into: &out) }
+        return out
+    }
+
+
+    private func special(at i: Int, _ bytes: [UInt8]) -> (text: [UInt8], id: Int32)? {
+        for s in specials where i + s.text.count <= bytes.count {
+            if bytes[i] == s.text[0] && bytes[i..<i + s.text.count].elementsEqual(s.text) { return s }
+        }
+        return nil
+    }
+
+    private func encodePlain(_ bytes: ArraySlice<UInt8>, into out: inout [Int32]) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        for word in PreTokenizer.split(text) {
+            let key = word as NSString
+            if let cached = cache.object(forKey: key) as? [Int32] {
+                out.append(contentsOf: cached)
+                continue
+            }
+            let ids = bpe(Array(word.utf8))
+            cache.setObject(ids as NSArray, forKey: key)
+            out.append(contentsOf: ids)
+        }
+    }
+
+    /// Merges the lowest-ranked adjacent pair (leftmost on ties) until none is left.
+    private func bpe(_ bytes: [UInt8]) -> [Int32] {
+        var symbols = bytes.map { byteTokens[Int($0)] }
+        while symbols.count > 1 {
+            var best = -1
+            var bestRank = Int32.max
+            var bestID: Int32 = 0
+            for k in 0..<symbols.count - 1 {
+                let key = UInt64(UInt32(symbols[k])) << 32 | UInt64(UInt32(symbols[k + 1]))
+                if let m = merges[key], m.rank < bestRank {
+                    bestRank = m.rank
+                    best = k
+                    bestID = m.id
+                }
+            }
+            if best < 0 { break }
+            symbols[best] = bestID
+            symbols.remove(at: best + 1)
+        }
+        return symbols.filter { $0 >= 0 }
+    }
+
+    /// Ids → text, lossless for byte-level tokens (invalid UTF-8 is replaced by U+FFFD).
+    public func decode(_ ids: [Int32]) -> String {
+        var bytes: [UInt8] = []
+        for id in ids { bytes.append(contentsOf: piece(id)) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Strict UTF-8 decoding for user input (prompt files, stdin).
+    public static func decodeUTF8Strictly(_ bytes: [UInt8], source: String) throws -> String {
+        guard let s = String(validating: bytes, as: UTF8.self) else { throw BraidError.invalidUTF8(source: source) }
+        return s
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+import Braid
+
+/// The tokenizer read from the real GGUF against llama.cpp's tokenisation.
+@Suite(.enabled(if: Fixtures.haveModel, "needs models/SmolLM2-135M-Instruct.Q4_1.gguf (run scripts/setup.sh)"))
+struct TokenizerTests {
+    static let loaded = Result { try BPETokenizer(gguf: GGUFFile(path: Fixtures.modelPath)) }
+
+    @Test(arguments: ["a", "b", "c", "d", "e"])
+    func chatPromptsMatchLlamaCpp(prompt: String) throws {
+        let tok = try Self.loaded.get()
+        let ref = try Fixtures.json("reference.json")
+        let chat = (ref["chat"] as! [String: Any])[prompt] as! [String: Any]
+        let rendered = chat["rendered_prompt"] as! String
+        #expect(ChatTemplate().render([.user(chat["user_message"] as! String)]) == rendered)
+        #expect(tok.encode(rendered).map(Int.init) == chat["prompt_token_ids"] as! [Int])
+        #expect(tok.decode(tok.encode(rendered)) == rendered)
+    }
+
+    @Test func greedyReferenceInputsMatch() throws {
+        let tok = try Self.loaded.get()
+        for name in ["greedy32_a.json", "greedy32_b.json", "greedy32_c.json", "greedy32_d.json", "greedy32_e.json", "fox_top5_logits.json"] {
+            let g = try Fixtures.json(name)
+            #expect(tok.encode(g["input"] as! String).map(Int.init) == g["input_token_ids"] as! [Int], "\(name)")
+        }
+    }
+
+    @Test func templateFromTheGGUFIsChatMLWithSmolLMsSystemPrompt() throws {
+        let gguf = try GGUFFile(path: Fixtures.modelPath)
+        let t = ChatTemplate.detect(fromTemplate: gguf.metadata["tokenizer.chat_template"]?.stringValue)
+        #expect(t.defaultSystemPrompt == ChatTemplate.smolLMSystemPrompt)
+    }
+
+    @Test(arguments: [
+        "Héllo wörld, naïve café", "日本語のテキストと中文", "مرحبا بالعالم", "emoji 👩‍👩‍👧‍👦 and 🇫🇷 flags 🎉",
+        "tabs\tand   spaces   \n\n\n  trailing   ", "func f(x: Int) -> Int {\n    return x * 2 // double\n}",
+        "1234567890 and 3.14159", "don't I'LL we've they'd", "<|im_start|> inside text", "   ", "\n", "a\u{0}b",
+    ])
+    func roundTrips(text: String) throws {
+        let tok = try Self.loaded.get()
+        #expect(tok.decode(tok.encode(text, parseSpecial: false)) == text)
+        #expect(tok.decode(tok.encode(text)) == text)
+    }
+
+    @Test func everyDigitIsItsOwnToken() throws {
+        let tok = try Self.loaded.get()
+        let ids = tok.encode("x 9876543210 y", parseSpecial: false)
+        let pieces = ids.map { String(decoding: tok.piece($0), as: UTF8.self) }
+        for d in "9876543210" { #expect(pieces.contains(String(d))) }
+        #expect(pieces.filter { $0.count == 1 && $0.first!.isNumber }.count == 10)
+    }
+
+    @Test func specialTokensParseOnlyWhenAsked() throws {
+        let tok = try Self.loaded.get()
+        let end = try #require(tok.id(of: "<|im_end|>"))
+        #expect(tok.encode("hi<|im_end|>") .last == end)
+        #expect(!tok.encode("hi<|im_end|>", parseSpecial: false).contains(end))
+        #expect(tok.endOfGeneration.contains(end))
+    }
+
+    @Test(arguments: ["emoji 🎉👩‍👩‍👧‍👦 done", "中文字符和日本語", "mixed é ü 🇫🇷"])
+    func streamingNeverSplitsACharacter(text: String) throws {
+        let tok = try Self.loaded.get()
+        var stream = StreamingDetokenizer(tokenizer: tok)
+        var out = ""
+        for id in tok.encode(text, parseSpecial: false) {
+            let chunk = stream.append(id)
+            #expect(!chunk.contains("\u{FFFD}"))
+            out += chunk
+        }
+        out += stream.flush()
+        #expect(out == text)
+    }
+}
