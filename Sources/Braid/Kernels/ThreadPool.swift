@@ -6,46 +6,25 @@ import Synchronization
 /// wake-up each) and fall asleep on a condition variable after a few milliseconds idle.
 public final class ThreadPool: @unchecked Sendable {
     public let threadCount: Int
-    private let generation = Atomic<Int>(0)
-    private let remaining = Atomic<Int>(0)
-    private let sleepers = Atomic<Int>(0)
-    private let stopping = Atomic<Bool>(false)
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var job: ((Int) -> Void)?
-    private var workers: [Thread] = []
-    private let finished = DispatchGroup()
-
-    /// Spin iterations before a worker sleeps (an atomic load each).
-    private static let spinLimit = 2_000_000
+    private let state: PoolState
 
     public init(threads: Int) {
         threadCount = max(1, threads)
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(wake, nil)
+        state = PoolState()
         for index in 1..<threadCount {
-            finished.enter()
-            let t = Thread { [unowned self] in
-                self.workerLoop(index)
-                self.finished.leave()
+            state.finished.enter()
+            let s = state
+            let t = Thread {
+                s.workerLoop(index)
+                s.finished.leave()
             }
             t.stackSize = 1 << 20
             t.start()
-            workers.append(t)
         }
     }
 
     deinit {
-        stopping.store(true, ordering: .sequentiallyConsistent)
-        generation.add(1, ordering: .sequentiallyConsistent)
-        pthread_mutex_lock(mutex)
-        pthread_cond_broadcast(wake)
-        pthread_mutex_unlock(mutex)
-        finished.wait()
-        pthread_cond_destroy(wake)
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-        wake.deallocate()
+        state.stop()
     }
 
     /// Runs `body(threadIndex)` on every thread (0 is the caller) and returns when all are done.
@@ -55,17 +34,7 @@ public final class ThreadPool: @unchecked Sendable {
             return
         }
         withoutActuallyEscaping(body) { body in
-            job = body
-            remaining.store(threadCount - 1, ordering: .sequentiallyConsistent)
-            generation.add(1, ordering: .sequentiallyConsistent)
-            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
-                pthread_mutex_lock(mutex)
-                pthread_cond_broadcast(wake)
-                pthread_mutex_unlock(mutex)
-            }
-            body(0)
-            while remaining.load(ordering: .acquiring) > 0 {}
-            job = nil
+            state.dispatch(body, workers: threadCount - 1)
         }
     }
 
@@ -74,8 +43,63 @@ public final class ThreadPool: @unchecked Sendable {
     public static func slice(_ count: Int, _ thread: Int, _ threads: Int) -> Range<Int> {
         (count * thread / threads)..<(count * (thread + 1) / threads)
     }
+}
 
-    private func workerLoop(_ index: Int) {
+/// What the workers share with the pool; owned by the workers too, so it outlives the pool's
+/// deinit while they shut down.
+private final class PoolState: @unchecked Sendable {
+    let generation = Atomic<Int>(0)
+    let remaining = Atomic<Int>(0)
+    let sleepers = Atomic<Int>(0)
+    let stopping = Atomic<Bool>(false)
+    let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    let finished = DispatchGroup()
+    var job: ((Int) -> Void)?
+
+    /// Spin iterations before a worker sleeps (an atomic load each).
+    static let spinLimit = 2_000_000
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(wake, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(wake)
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        wake.deallocate()
+    }
+
+    func dispatch(_ body: @escaping (Int) -> Void, workers: Int) {
+        job = body
+        remaining.store(workers, ordering: .sequentiallyConsistent)
+        generation.add(1, ordering: .sequentiallyConsistent)
+        wakeSleepers()
+        body(0)
+        while remaining.load(ordering: .acquiring) > 0 {}
+        job = nil
+    }
+
+    func stop() {
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        generation.add(1, ordering: .sequentiallyConsistent)
+        pthread_mutex_lock(mutex)
+        pthread_cond_broadcast(wake)
+        pthread_mutex_unlock(mutex)
+        finished.wait()
+    }
+
+    private func wakeSleepers() {
+        if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+            pthread_mutex_lock(mutex)
+            pthread_cond_broadcast(wake)
+            pthread_mutex_unlock(mutex)
+        }
+    }
+
+    func workerLoop(_ index: Int) {
         var seen = 0
         while true {
             var spins = 0
@@ -83,6 +107,8 @@ public final class ThreadPool: @unchecked Sendable {
             while current == seen {
                 spins += 1
                 if spins >= Self.spinLimit {
+                    // Sleep; the seq-cst pair (sleepers, generation) means either this thread
+                    // sees the new generation or the dispatcher sees a sleeper to wake.
                     pthread_mutex_lock(mutex)
                     sleepers.add(1, ordering: .sequentiallyConsistent)
                     if generation.load(ordering: .sequentiallyConsistent) == seen {

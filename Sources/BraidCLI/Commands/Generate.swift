@@ -1,3 +1,47 @@
 import ArgumentParser
-struct Generate: ParsableCommand {}
-struct Chat: ParsableCommand {}
+import Braid
+import Foundation
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Answer one prompt, streamed to stdout; timings on stderr.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var output: OutputOptions
+
+    @Option(name: [.short, .long], help: "The prompt ('-' reads stdin).")
+    var prompt: String?
+
+    @Option(name: [.short, .long], help: "Read the prompt from a file.")
+    var file: String?
+
+    @Flag(help: "Feed the prompt as raw text, without the chat template.")
+    var noChatTemplate = false
+
+    func validate() throws {
+        if prompt != nil && file != nil { throw ValidationError("give the prompt with -p or -f, not both") }
+    }
+
+    func run() throws {
+        let text: String
+        if let p = prompt, p != "-" {
+            text = p
+        } else {
+            text = try readText(path: file ?? prompt)
+        }
+        let rt = try Runtime(modelOptions)
+        let params = try sampling.parameters(defaultTemperature: 0)
+        var messages: [ChatMessage] = []
+        if let s = output.system { messages.append(.system(s)) }
+        messages.append(.user(text))
+        let rendered = noChatTemplate ? text : rt.template.render(messages)
+        let ids = rt.tokenizer.encode(rendered, parseSpecial: !noChatTemplate)
+        let generator = Generator(model: rt.model, tokenizer: rt.tokenizer, contextLength: rt.contextLength)
+        let (_, stats) = try generator.generate(ids, sampling: params, maxTokens: sampling.maxTokens) { piece in
+            emit(piece)
+            return true
+        }
+        emit("\n")
+        if !output.quiet { printError(stats.summary()) }
+    }
+}

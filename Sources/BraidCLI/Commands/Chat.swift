@@ -1,0 +1,56 @@
+import ArgumentParser
+import Braid
+import Foundation
+
+struct Chat: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Interactive multi-turn chat, streamed. /reset clears the history, /exit quits; stdin may be a pipe.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        let rt = try Runtime(modelOptions)
+        let params = try sampling.parameters(defaultTemperature: 0.8)
+        let generator = Generator(model: rt.model, tokenizer: rt.tokenizer, contextLength: rt.contextLength)
+        let interactive = isatty(0) == 1
+        var history: [ChatMessage] = output.system.map { [.system($0)] } ?? []
+        let start = history
+        if interactive { printError("braid chat — /reset clears the conversation, /exit quits") }
+        var turn = 0
+        while true {
+            if interactive { emit("> ") }
+            guard let line = readLine(strippingNewline: true) else { break }
+            let input = line.trimmingCharacters(in: .whitespaces)
+            if input.isEmpty { continue }
+            if input == "/exit" || input == "/quit" { break }
+            if input == "/reset" {
+                history = start
+                generator.reset()
+                printError("(conversation cleared)")
+                continue
+            }
+            history.append(.user(input))
+            let ids = rt.tokenizer.encode(rt.template.render(history))
+            var answer = ""
+            var turnParams = params
+            turnParams.seed = params.seed &+ UInt64(turn)
+            turn += 1
+            do {
+                let (_, stats) = try generator.generate(ids, sampling: turnParams, maxTokens: sampling.maxTokens) { piece in
+                    answer += piece
+                    emit(piece)
+                    return true
+                }
+                emit("\n")
+                if !output.quiet { printError(stats.summary()) }
+                history.append(.assistant(answer))
+            } catch let e as BraidError {
+                // A turn that no longer fits is reported; the conversation can be reset.
+                history.removeLast()
+                printError("error: \(e) — /reset to start over")
+            }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import ArgumentParser
+import Braid
+import Foundation
+
+/// The loaded pieces a command works with.
+struct Runtime {
+    let gguf: GGUFFile
+    let model: LlamaModel
+    let tokenizer: BPETokenizer
+    let template: ChatTemplate
+    let contextLength: Int
+
+    init(_ options: ModelOptions) throws {
+        model = try options.load()
+        gguf = model.gguf
+        tokenizer = try BPETokenizer(gguf: gguf)
+        template = ChatTemplate.detect(fromTemplate: gguf.metadata["tokenizer.chat_template"]?.stringValue)
+        contextLength = min(options.ctxSize, model.config.contextLength)
+    }
+}
+
+/// stderr, unbuffered.
+func printError(_ s: String) {
+    FileHandle.standardError.write(Data((s + "\n").utf8))
+}
+
+/// stdout text written and flushed at once, for streaming.
+func emit(_ s: String) {
+    FileHandle.standardOutput.write(Data(s.utf8))
+}
+
+/// All of stdin (or a file) as strictly valid UTF-8.
+func readText(path: String?) throws -> String {
+    let data: Data
+    if let p = path, p != "-" {
+        guard let d = FileManager.default.contents(atPath: p) else { throw BraidError.fileNotFound(path: p) }
+        data = d
+    } else {
+        data = FileHandle.standardInput.readDataToEndOfFile()
+    }
+    return try BPETokenizer.decodeUTF8Strictly(Array(data), source: path.map { $0 == "-" ? "stdin" : $0 } ?? "stdin")
+}
