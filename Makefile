@@ -12,7 +12,7 @@ build: setup
 demo: build
 	$(BRAID) generate -p "What is the capital of France?"
 
-test: setup
+test: build
 	swift test -c release
 
 bench: build

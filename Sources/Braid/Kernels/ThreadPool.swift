@@ -38,6 +38,25 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` over `0..<count` in chunks of `grain` that threads claim as they go, so a
+    /// thread the OS delays (shared, noisy machines) does not hold the others up.
+    public func parallelFor(_ count: Int, grain: Int, _ body: (Range<Int>) -> Void) {
+        let chunks = (count + grain - 1) / grain
+        if threadCount == 1 || chunks == 1 {
+            body(0..<count)
+            return
+        }
+        let s = state
+        s.nextChunk.store(0, ordering: .relaxed)
+        run { _ in
+            while true {
+                let k = s.nextChunk.add(1, ordering: .relaxed).oldValue
+                if k >= chunks { break }
+                body(k * grain..<min(count, (k + 1) * grain))
+            }
+        }
+    }
+
     /// Splits `0..<count` into one contiguous range per thread.
     @inline(__always)
     public static func slice(_ count: Int, _ thread: Int, _ threads: Int) -> Range<Int> {
@@ -52,13 +71,14 @@ private final class PoolState: @unchecked Sendable {
     let remaining = Atomic<Int>(0)
     let sleepers = Atomic<Int>(0)
     let stopping = Atomic<Bool>(false)
+    let nextChunk = Atomic<Int>(0)
     let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     let finished = DispatchGroup()
     var job: ((Int) -> Void)?
 
-    /// Spin iterations before a worker sleeps (an atomic load each).
-    static let spinLimit = 2_000_000
+    /// Spin iterations before a worker sleeps (an atomic load, later a sched_yield, each).
+    static let spinLimit = 200_000
 
     init() {
         pthread_mutex_init(mutex, nil)
@@ -78,7 +98,12 @@ private final class PoolState: @unchecked Sendable {
         generation.add(1, ordering: .sequentiallyConsistent)
         wakeSleepers()
         body(0)
-        while remaining.load(ordering: .acquiring) > 0 {}
+        var spins = 0
+        while remaining.load(ordering: .acquiring) > 0 {
+            spins += 1
+            // A worker that is not running (the machine is busy) gets the core back.
+            if spins > 2_000 { sched_yield() }
+        }
         job = nil
     }
 
@@ -106,6 +131,7 @@ private final class PoolState: @unchecked Sendable {
             var current = generation.load(ordering: .acquiring)
             while current == seen {
                 spins += 1
+                if spins > 2_000 { sched_yield() }
                 if spins >= Self.spinLimit {
                     // Sleep; the seq-cst pair (sleepers, generation) means either this thread
                     // sees the new generation or the dispatcher sees a sleeper to wake.

@@ -149,12 +149,25 @@ public final class LlamaModel: @unchecked Sendable {
         project([(weights.output, s.logits, c.vocabularySize)], s.xq)
     }
 
-    /// y = W·x for several matrices sharing one input, rows split across the threads.
+    /// y = W·x for several matrices sharing one input, their rows claimed in chunks by the threads.
     @inline(__always)
     private func project(_ jobs: [(WeightMatrix, UnsafeMutablePointer<Float>, Int)], _ x: QuantizedActivations) {
-        pool.run { t in
-            for (w, y, ldy) in jobs {
-                w.multiply(x, rows: ThreadPool.slice(w.rows, t, pool.threadCount), into: y, ldy: ldy)
+        let total = jobs.reduce(0) { $0 + $1.0.rows }
+        let grain = max(16, total / (pool.threadCount * 16)) & ~3
+        // Chunks never straddle two matrices: each matrix's rows start on a chunk boundary.
+        var starts: [Int] = []
+        var chunkStart = 0
+        for (w, _, _) in jobs {
+            starts.append(chunkStart)
+            chunkStart += (w.rows + grain - 1) / grain
+        }
+        pool.parallelFor(chunkStart, grain: 1) { chunks in
+            for k in chunks {
+                var j = jobs.count - 1
+                while starts[j] > k { j -= 1 }
+                let (w, y, ldy) = jobs[j]
+                let lo = (k - starts[j]) * grain
+                w.multiply(x, rows: lo..<min(w.rows, lo + grain), into: y, ldy: ldy)
             }
         }
     }
