@@ -9,6 +9,7 @@ enum Fixtures {
     static let reference = shared.appendingPathComponent("reference/llamacpp")
 
     static var haveModel: Bool { FileManager.default.fileExists(atPath: modelPath) }
+    static var haveReference: Bool { haveModel && FileManager.default.fileExists(atPath: reference.appendingPathComponent("reference.json").path) }
 
     static func json(_ name: String) throws -> [String: Any] {
         let data = try Data(contentsOf: reference.appendingPathComponent(name))

@@ -6,7 +6,7 @@ import Braid
 /// activations before Q4_1/Q8_0 products), so its path equals llama.cpp's up to the first
 /// near-tie (top-1/top-2 margin < 0.5 in llama.cpp), and prompt (a) starts with llama.cpp's
 /// "L'Étoile…", not the float32 reference's "The capital of France is Paris."
-@Suite(.enabled(if: Fixtures.haveModel, "needs models/SmolLM2-135M-Instruct.Q4_1.gguf (run scripts/setup.sh)"))
+@Suite(.enabled(if: Fixtures.haveReference, "needs models/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/setup.sh) and ../shared/reference"))
 struct GreedyTextTests {
     func greedy(_ prompt: [Int32], tokens: Int) throws -> [Int32] {
         let model = try Fixtures.model()

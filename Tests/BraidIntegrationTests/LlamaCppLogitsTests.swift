@@ -3,7 +3,7 @@ import Testing
 import Braid
 
 /// The forward pass against llama.cpp's own outputs for the same GGUF.
-@Suite(.enabled(if: Fixtures.haveModel, "needs models/SmolLM2-135M-Instruct.Q4_1.gguf (run scripts/setup.sh)"), .serialized)
+@Suite(.enabled(if: Fixtures.haveReference, "needs models/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/setup.sh) and ../shared/reference"), .serialized)
 struct LlamaCppLogitsTests {
     @Test func foxLogitsMatchLlamaCpp() throws {
         let model = try Fixtures.model()

@@ -3,7 +3,7 @@ import Testing
 import Braid
 
 /// The tokenizer read from the real GGUF against llama.cpp's tokenisation.
-@Suite(.enabled(if: Fixtures.haveModel, "needs models/SmolLM2-135M-Instruct.Q4_1.gguf (run scripts/setup.sh)"))
+@Suite(.enabled(if: Fixtures.haveReference, "needs models/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/setup.sh) and ../shared/reference"))
 struct TokenizerTests {
     static let loaded = Result { try BPETokenizer(gguf: GGUFFile(path: Fixtures.modelPath)) }
 
