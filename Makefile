@@ -10,7 +10,7 @@ build: setup
 	swift build -c release
 
 demo: build
-	$(BRAID) generate -p "What is the capital of France?"
+	$(BRAID) generate -p "What is 12 + 35? Explain briefly." -n 64
 
 test: build
 	swift test -c release
