@@ -73,3 +73,25 @@ struct TokenizerTests {
         #expect(out == text)
     }
 }
+
+/// 898 strings (hand-picked and random mixed-script) tokenised by an independent Python
+/// re-implementation of the same rules (`regex` module + a plain merge loop) that reproduces
+/// llama.cpp's goldens.
+@Suite(.enabled(if: Fixtures.haveModel, "needs models/SmolLM2-135M-Instruct.Q4_1.gguf (run scripts/setup.sh)"))
+struct TokenizerCrossCheckTests {
+    @Test func matchesIndependentImplementation() throws {
+        let tok = try TokenizerTests.loaded.get()
+        let url = Fixtures.root.appendingPathComponent("Tests/BraidTests/Fixtures/tokenizer_cases.json")
+        let cases = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [[String: Any]]
+        var mismatches = 0
+        for c in cases {
+            let ids = tok.encode(c["text"] as! String, parseSpecial: c["parse_special"] as! Bool).map(Int.init)
+            if ids != c["ids"] as! [Int] {
+                mismatches += 1
+                print("mismatch: \(String(reflecting: c["text"] as! String)) special=\(c["parse_special"]!) braid \(ids) reference \(c["ids"]!)")
+            }
+        }
+        #expect(cases.count == 898)
+        #expect(mismatches == 0)
+    }
+}

@@ -18,6 +18,7 @@ struct KernelTests {
         case .f16: 1e-3
         case .q8_0: 1.0 / 127
         case .q4_0, .q4_1: 1.0 / 7.5
+        case .i8: 0.5
         }
         for i in x.indices { #expect(abs(x[i] - y[i]) <= bound * 1.01, "\(type) element \(i)") }
     }
@@ -44,7 +45,7 @@ struct KernelTests {
             }
             for c in 0..<n {
                 // Quantised weights meet 8-bit activations; float weights meet the floats.
-                let xa = (type == .f32 || type == .f16) ? Array(x[c * cols..<(c + 1) * cols]) : acts.dequantized(column: c)
+                let xa = (type == .f32 || type == .f16 || type == .i8) ? Array(x[c * cols..<(c + 1) * cols]) : acts.dequantized(column: c)
                 for r in 0..<rows {
                     var ref: Double = 0
                     for j in 0..<cols { ref += Double(decoded[r * cols + j]) * Double(xa[j]) }

@@ -8,6 +8,8 @@ public final class Generator: @unchecked Sendable {
     public let cache: KVCache
     /// Tokens whose keys and values are in `cache`, in order.
     public private(set) var cachedTokens: [Int32] = []
+    /// The route the cached keys and values were computed under (another route invalidates them).
+    private var cachedRoute = ""
 
     public init(model: LlamaModel, tokenizer: BPETokenizer, contextLength: Int) {
         self.model = model
@@ -23,7 +25,7 @@ public final class Generator: @unchecked Sendable {
     /// Generates an answer to `prompt` (token ids, template already applied). `onText` receives
     /// each complete piece of text as it is produced and may return false to stop.
     @discardableResult
-    public func generate(_ prompt: [Int32], sampling: SamplingParameters, maxTokens: Int,
+    public func generate(_ prompt: [Int32], route: Route = .base, sampling: SamplingParameters, maxTokens: Int,
                          onText: (String) -> Bool = { _ in true }) throws -> (tokens: [Int32], stats: GenerationStats) {
         try sampling.validate()
         guard !prompt.isEmpty else { throw BraidError.invalidArgument("the prompt is empty") }
@@ -34,6 +36,10 @@ public final class Generator: @unchecked Sendable {
         stats.promptTokens = prompt.count
         stats.seed = sampling.seed
 
+        if route.label != cachedRoute {
+            reset()
+            cachedRoute = route.label
+        }
         // Reuse the longest cached prefix; at least the last prompt token is evaluated for its logits.
         var keep = zip(cachedTokens, prompt).prefix { $0 == $1 }.count
         keep = min(keep, prompt.count - 1)
@@ -43,7 +49,7 @@ public final class Generator: @unchecked Sendable {
         stats.evaluatedPromptTokens = fresh.count
 
         let t0 = DispatchTime.now().uptimeNanoseconds
-        var logits = try model.prefill(fresh, cache: cache)
+        var logits = try model.prefill(fresh, cache: cache, route: route)
         cachedTokens += fresh
         let t1 = DispatchTime.now().uptimeNanoseconds
         stats.promptSeconds = Double(t1 - t0) / 1e9
@@ -65,7 +71,7 @@ public final class Generator: @unchecked Sendable {
                 break
             }
             if output.count == maxTokens || cache.count >= cache.capacity { break }
-            logits = try model.decode(id, cache: cache)
+            logits = try model.decode(id, cache: cache, route: route)
             cachedTokens.append(id)
         }
         let rest = detokenizer.flush()

@@ -14,6 +14,8 @@ public enum BlockCodec {
             dst.update(from: src.assumingMemoryBound(to: Float.self), count: count)
         case .f16:
             for i in 0..<count { dst[i] = half(src, 2 * i) }
+        case .i8:
+            for i in 0..<count { dst[i] = Float(src.load(fromByteOffset: i, as: Int8.self)) }
         case .q4_0:
             for b in 0..<count / 32 {
                 let blk = src + b * 18
@@ -56,6 +58,8 @@ public enum BlockCodec {
             dst.copyMemory(from: src, byteCount: 4 * count)
         case .f16:
             for i in 0..<count { putHalf(src[i], dst, 2 * i) }
+        case .i8:
+            for i in 0..<count { dst.storeBytes(of: Int8(max(-128, min(127, src[i].rounded()))), toByteOffset: i, as: Int8.self) }
         case .q4_0:
             for b in 0..<count / 32 {
                 let x = src + b * 32, blk = dst + b * 18

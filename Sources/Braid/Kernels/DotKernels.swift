@@ -176,6 +176,11 @@ enum DotKernels {
         var acc = SIMD8<Float>()
         let xr = UnsafeRawPointer(x)
         var i = 0
+        if type == .i8 {
+            var total: Float = 0
+            for j in 0..<n { total += Float(row.load(fromByteOffset: j, as: Int8.self)) * x[j] }
+            return total
+        }
         if type == .f32 {
             while i + 8 <= n {
                 acc += row.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self) * xr.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self)

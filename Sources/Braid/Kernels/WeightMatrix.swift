@@ -25,6 +25,17 @@ public struct WeightMatrix: @unchecked Sendable {
         BlockCodec.decode(type, row(r), into: dst, count: columns)
     }
 
+    /// W[r]·x[c] for one row and column.
+    @inline(__always)
+    public func dot(_ r: Int, _ x: QuantizedActivations, _ c: Int) -> Float {
+        switch type {
+        case .q4_1: return DotKernels.nibbleDot(row(r), x, c, Q4_1Block.self)
+        case .q4_0: return DotKernels.nibbleDot(row(r), x, c, Q4_0Block.self)
+        case .q8_0: return DotKernels.q8Dot(row(r), x, c)
+        case .f16, .f32, .i8: return DotKernels.floatDot(row(r), type, x.floats! + c &* x.width, columns)
+        }
+    }
+
     /// y[c·ldy + r] = W[r]·x[c] for rows in `rowRange` and every column of `x`.
     /// Quantised weights use the 8-bit activations, float weights the float ones.
     public func multiply(_ x: QuantizedActivations, rows rowRange: Range<Int>, into y: UnsafeMutablePointer<Float>, ldy: Int) {
@@ -47,7 +58,7 @@ public struct WeightMatrix: @unchecked Sendable {
                     c += 1
                 }
             }
-        case .f16, .f32:
+        case .f16, .f32, .i8:
             let xf = x.floats!
             for r in rowRange {
                 for c in 0..<n {

@@ -5,10 +5,12 @@ public struct BatchEntry {
     public var token: Int32
     public var position: Int
     public var cache: KVCache
-    public init(token: Int32, position: Int, cache: KVCache) {
+    public var route: Route
+    public init(token: Int32, position: Int, cache: KVCache, route: Route = .base) {
         self.token = token
         self.position = position
         self.cache = cache
+        self.route = route
     }
 }
 
@@ -50,7 +52,7 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// Feeds `tokens` to `cache` from its current end, in chunks; returns the last token's logits.
     @discardableResult
-    public func prefill(_ tokens: [Int32], cache: KVCache) throws -> UnsafeBufferPointer<Float> {
+    public func prefill(_ tokens: [Int32], cache: KVCache, route: Route = .base) throws -> UnsafeBufferPointer<Float> {
         guard !tokens.isEmpty else { throw BraidError.invalidArgument("nothing to evaluate: the prompt has no tokens") }
         guard cache.count + tokens.count <= cache.capacity else {
             throw BraidError.promptTooLong(tokens: cache.count + tokens.count, context: cache.capacity)
@@ -59,7 +61,7 @@ public final class LlamaModel: @unchecked Sendable {
         while start < tokens.count {
             let end = min(tokens.count, start + maxBatch)
             let base = cache.count
-            let batch = (start..<end).map { BatchEntry(token: tokens[$0], position: base + $0 - start, cache: cache) }
+            let batch = (start..<end).map { BatchEntry(token: tokens[$0], position: base + $0 - start, cache: cache, route: route) }
             try forward(batch, outputs: end == tokens.count ? [batch.count - 1] : [])
             start = end
         }
@@ -68,8 +70,8 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// One token at the end of `cache`.
     @discardableResult
-    public func decode(_ token: Int32, cache: KVCache) throws -> UnsafeBufferPointer<Float> {
-        try forward([BatchEntry(token: token, position: cache.count, cache: cache)], outputs: [0])
+    public func decode(_ token: Int32, cache: KVCache, route: Route = .base) throws -> UnsafeBufferPointer<Float> {
+        try forward([BatchEntry(token: token, position: cache.count, cache: cache, route: route)], outputs: [0])
         return logits(0)
     }
 
@@ -99,14 +101,16 @@ public final class LlamaModel: @unchecked Sendable {
         }
         let caches = batch.map { $0.cache }
         let positions = batch.map { $0.position }
+        // Columns served by task vectors, with their terms: the Σ c_k·D_k·x part.
+        let routed = batch.indices.filter { !batch[$0].route.isBase }.map { ($0, batch[$0].route) }
         let group = c.headCount / c.headCountKV
         let scale = 1 / Float(c.headDim).squareRoot()
 
         for (l, w) in weights.layers.enumerated() {
             // attention
-            for i in 0..<n { Ops.rmsNorm(x + i * d, weight: w.attnNorm, eps: c.rmsEpsilon, into: xb + i * d, count: d) }
+            norm(x, w.attnNorm, batch, { $0.attnNorm[l] }, into: xb)
             s.xq.quantize(xb, columns: n)
-            project([(w.q, s.q, qd), (w.k, s.k, kvd), (w.v, s.v, kvd)], s.xq)
+            project([(w.q, s.q, qd, 0), (w.k, s.k, kvd, 1), (w.v, s.v, kvd, 2)], s.xq, layer: l, routed: routed)
             for i in 0..<n {
                 Ops.rope(s.q + i * qd, heads: c.headCount, headDim: c.headDim, ropeDims: c.ropeDimensions, position: positions[i], base: c.ropeFreqBase)
                 Ops.rope(s.k + i * kvd, heads: c.headCountKV, headDim: c.headDim, ropeDims: c.ropeDimensions, position: positions[i], base: c.ropeFreqBase)
@@ -127,37 +131,51 @@ public final class LlamaModel: @unchecked Sendable {
                 }
             }
             s.attq.quantize(s.att, columns: n)
-            project([(w.o, s.tmp, d)], s.attq)
+            project([(w.o, s.tmp, d, 3)], s.attq, layer: l, routed: routed)
             Ops.add(x, s.tmp, count: n * d)
 
             // feed-forward
-            for i in 0..<n { Ops.rmsNorm(x + i * d, weight: w.ffnNorm, eps: c.rmsEpsilon, into: xb + i * d, count: d) }
+            norm(x, w.ffnNorm, batch, { $0.ffnNorm[l] }, into: xb)
             s.xq.quantize(xb, columns: n)
-            project([(w.gate, s.gate, ff), (w.up, s.up, ff)], s.xq)
+            project([(w.gate, s.gate, ff, 4), (w.up, s.up, ff, 5)], s.xq, layer: l, routed: routed)
             Ops.swiglu(s.gate, s.up, count: n * ff)
             s.hq.quantize(s.gate, columns: n)
-            project([(w.down, s.tmp, d)], s.hq)
+            project([(w.down, s.tmp, d, 6)], s.hq, layer: l, routed: routed)
             Ops.add(x, s.tmp, count: n * d)
         }
         for e in batch { e.cache.count = max(e.cache.count, e.position + 1) }
 
         guard !outputs.isEmpty else { return }
         for (j, i) in outputs.enumerated() {
-            Ops.rmsNorm(x + i * d, weight: weights.outputNorm, eps: c.rmsEpsilon, into: xb + j * d, count: d)
+            let weight = batch[i].route.norm(weights.outputNorm) { $0.outputNorm } ?? weights.outputNorm
+            Ops.rmsNorm(x + i * d, weight: weight, eps: c.rmsEpsilon, into: xb + j * d, count: d)
         }
         s.xq.quantize(xb, columns: outputs.count)
-        project([(weights.output, s.logits, c.vocabularySize)], s.xq)
+        project([(weights.output, s.logits, c.vocabularySize, -1)], s.xq, layer: -1, routed: [])
     }
 
-    /// y = W·x for several matrices sharing one input, their rows claimed in chunks by the threads.
+    /// RMS norm of every column, with the column's route's norm deltas applied.
     @inline(__always)
-    private func project(_ jobs: [(WeightMatrix, UnsafeMutablePointer<Float>, Int)], _ x: QuantizedActivations) {
+    private func norm(_ x: UnsafeMutablePointer<Float>, _ base: [Float], _ batch: [BatchEntry],
+                      _ delta: (TaskVector) -> [Float]?, into out: UnsafeMutablePointer<Float>) {
+        let d = config.embeddingLength
+        for (i, e) in batch.enumerated() {
+            let weight = e.route.isBase ? base : (e.route.norm(base, delta) ?? base)
+            Ops.rmsNorm(x + i * d, weight: weight, eps: config.rmsEpsilon, into: out + i * d, count: d)
+        }
+    }
+
+    /// y = W0·x + Σ c_k·D_k·x for several matrices sharing one input, their rows claimed in
+    /// chunks by the threads; each routed column adds its own task terms to the rows just made.
+    @inline(__always)
+    private func project(_ jobs: [(WeightMatrix, UnsafeMutablePointer<Float>, Int, Int)], _ x: QuantizedActivations,
+                         layer: Int, routed: [(Int, Route)]) {
         let total = jobs.reduce(0) { $0 + $1.0.rows }
         let grain = max(16, total / (pool.threadCount * 16)) & ~3
         // Chunks never straddle two matrices: each matrix's rows start on a chunk boundary.
         var starts: [Int] = []
         var chunkStart = 0
-        for (w, _, _) in jobs {
+        for (w, _, _, _) in jobs {
             starts.append(chunkStart)
             chunkStart += (w.rows + grain - 1) / grain
         }
@@ -165,9 +183,15 @@ public final class LlamaModel: @unchecked Sendable {
             for k in chunks {
                 var j = jobs.count - 1
                 while starts[j] > k { j -= 1 }
-                let (w, y, ldy) = jobs[j]
+                let (w, y, ldy, kind) = jobs[j]
                 let lo = (k - starts[j]) * grain
-                w.multiply(x, rows: lo..<min(w.rows, lo + grain), into: y, ldy: ldy)
+                let rows = lo..<min(w.rows, lo + grain)
+                w.multiply(x, rows: rows, into: y, ldy: ldy)
+                for (column, route) in routed {
+                    for (vector, coefficient) in route.terms {
+                        vector.matrices[layer][kind]?.addProduct(x, column: column, coefficient: coefficient, rows: rows, into: y, ldy: ldy)
+                    }
+                }
             }
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Byte-level BPE over a GGUF vocabulary (`tokenizer.ggml.model = gpt2`), with llama.cpp's
 /// `smollm` pre-tokenizer and its handling of special tokens.
@@ -20,7 +21,9 @@ public final class BPETokenizer: @unchecked Sendable {
     public let addBOS: Bool
     /// Tokens that end a turn (eos, <|im_end|>, <|endoftext|> …).
     public let endOfGeneration: Set<Int32>
-    private let cache = NSCache<NSString, NSArray>()
+    /// Pieces already merged, keyed by their bytes (String equality is canonical equivalence,
+    /// which would merge "é" and "e\u{301}").
+    private let cache = Mutex<[[UInt8]: [Int32]]>([:])
 
     public var vocabularySize: Int { tokens.count }
 
@@ -128,13 +131,16 @@ public final class BPETokenizer: @unchecked Sendable {
     private func encodePlain(_ bytes: ArraySlice<UInt8>, into out: inout [Int32]) {
         let text = String(decoding: bytes, as: UTF8.self)
         for word in PreTokenizer.split(text) {
-            let key = word as NSString
-            if let cached = cache.object(forKey: key) as? [Int32] {
+            let key = Array(word.utf8)
+            if let cached = cache.withLock({ $0[key] }) {
                 out.append(contentsOf: cached)
                 continue
             }
-            let ids = bpe(Array(word.utf8))
-            cache.setObject(ids as NSArray, forKey: key)
+            let ids = bpe(key)
+            cache.withLock {
+                if $0.count > 100_000 { $0.removeAll(keepingCapacity: true) }
+                $0[key] = ids
+            }
             out.append(contentsOf: ids)
         }
     }
@@ -147,7 +153,7 @@ public final class BPETokenizer: @unchecked Sendable {
             var bestRank = Int32.max
             var bestID: Int32 = 0
             for k in 0..<symbols.count - 1 {
-                let key = UInt64(UInt32(symbols[k])) << 32 | UInt64(UInt32(symbols[k + 1]))
+                let key = UInt64(UInt32(bitPattern: symbols[k])) << 32 | UInt64(UInt32(bitPattern: symbols[k + 1]))
                 if let m = merges[key], m.rank < bestRank {
                     bestRank = m.rank
                     best = k

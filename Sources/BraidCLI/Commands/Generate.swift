@@ -8,6 +8,7 @@ struct Generate: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var output: OutputOptions
+    @OptionGroup var taskOptions: TaskOptions
 
     @Option(name: [.short, .long], help: "The prompt ('-' reads stdin).")
     var prompt: String?
@@ -36,12 +37,13 @@ struct Generate: ParsableCommand {
         messages.append(.user(text))
         let rendered = noChatTemplate ? text : rt.template.render(messages)
         let ids = rt.tokenizer.encode(rendered, parseSpecial: !noChatTemplate)
+        let route = try taskOptions.route(for: rt.model)
         let generator = Generator(model: rt.model, tokenizer: rt.tokenizer, contextLength: rt.contextLength)
-        let (_, stats) = try generator.generate(ids, sampling: params, maxTokens: sampling.maxTokens) { piece in
+        let (_, stats) = try generator.generate(ids, route: route, sampling: params, maxTokens: sampling.maxTokens) { piece in
             emit(piece)
             return true
         }
         emit("\n")
-        if !output.quiet { printError(stats.summary()) }
+        if !output.quiet { printError("route \(route.label) | " + stats.summary()) }
     }
 }

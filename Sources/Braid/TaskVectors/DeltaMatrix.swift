@@ -1,0 +1,39 @@
+/// One matrix of a task vector: 1-bit signs with scales, or a denser encoding kept where a
+/// policy buys accuracy with bytes (or a full fine-tune's delta, served as is).
+public enum DeltaMatrix: @unchecked Sendable {
+    case bits(BitMatrix)
+    case dense(WeightMatrix)
+
+    public var rows: Int {
+        switch self {
+        case .bits(let b): return b.rows
+        case .dense(let w): return w.rows
+        }
+    }
+
+    public var columns: Int {
+        switch self {
+        case .bits(let b): return b.columns
+        case .dense(let w): return w.columns
+        }
+    }
+
+    public var byteCount: Int {
+        switch self {
+        case .bits(let b): return b.byteCount
+        case .dense(let w): return w.byteCount
+        }
+    }
+
+    /// y[c·ldy + r] += coefficient · (D·x_c)_r for `rows`.
+    @inline(__always)
+    public func addProduct(_ x: QuantizedActivations, column c: Int, coefficient: Float, rows: Range<Int>,
+                           into y: UnsafeMutablePointer<Float>, ldy: Int) {
+        switch self {
+        case .bits(let b):
+            for r in rows { y[c &* ldy &+ r] += coefficient * b.scale(r) * b.signDot(r, x, c) }
+        case .dense(let w):
+            for r in rows { y[c &* ldy &+ r] += coefficient * w.dot(r, x, c) }
+        }
+    }
+}

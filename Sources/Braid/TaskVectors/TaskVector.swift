@@ -1,0 +1,111 @@
+import Foundation
+
+/// A fine-tune stored as its difference from the base: per base matrix a `DeltaMatrix`, per
+/// norm vector a float delta. Loaded memory-mapped from braid's task-vector GGUF (or, for the
+/// full fine-tune, from a delta GGUF as shipped), and checked against the base it serves.
+public final class TaskVector: @unchecked Sendable {
+    public static let formatVersion = 1
+    /// Order of the seven matrices of a block, as in `LayerWeights.matrices`.
+    public static let matrixKinds = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
+
+    public let name: String
+    public let description: String
+    public let path: String
+    public let file: GGUFFile
+    /// [layer][kind] (nil: the fine-tune left that matrix alone)
+    public let matrices: [[DeltaMatrix?]]
+    public let attnNorm: [[Float]?]
+    public let ffnNorm: [[Float]?]
+    public let outputNorm: [Float]?
+
+    /// Loads `path` for `base`. A braid task vector must name `baseSHA256`; a plain delta GGUF
+    /// (`general.type = delta`) is accepted when its shapes fit.
+    public init(path: String, base: LlamaModel, baseSHA256: String?) throws {
+        let file = try GGUFFile(path: path)
+        self.file = file
+        self.path = path
+        let type = file.metadata["general.type"]?.stringValue
+        let url = URL(fileURLWithPath: path)
+        switch type {
+        case "task_vector":
+            let version = try file.int("braid.task_vector.version")
+            guard version == Self.formatVersion else {
+                throw BraidError.invalidArgument("\(path): task-vector format version \(version); this braid reads version \(Self.formatVersion) (rebuild it with braid compress)")
+            }
+            name = try file.string("braid.task_vector.task")
+            description = file.metadata["braid.task_vector.description"]?.stringValue ?? ""
+            let made = try file.string("braid.task_vector.base_sha256")
+            if let expected = baseSHA256, made != expected {
+                throw BraidError.invalidArgument("\(path) was made for another base model (base sha256 \(made.prefix(12))…, the loaded base is \(expected.prefix(12))…)")
+            }
+        case "delta":
+            name = file.metadata["delta.task"]?.stringValue ?? url.deletingPathExtension().lastPathComponent
+            description = "full fine-tune delta \(url.lastPathComponent)"
+        default:
+            throw BraidError.invalidArgument("\(path) is neither a braid task vector nor a delta GGUF (general.type = \(type ?? "none"))")
+        }
+
+        let c = base.config
+        func vector(_ n: String, _ count: Int) throws -> [Float]? {
+            guard let t = file.tensors[n] else { return nil }
+            guard t.elementCount == count, t.type == .f32 || t.type == .f16 else {
+                throw BraidError.tensorShape(name: n, expected: [count], found: t.shape)
+            }
+            var out = [Float](repeating: 0, count: count)
+            out.withUnsafeMutableBufferPointer { BlockCodec.decode(t.type, file.data(t), into: $0.baseAddress!, count: count) }
+            return out
+        }
+        var matrices: [[DeltaMatrix?]] = []
+        var an: [[Float]?] = [], fn: [[Float]?] = []
+        var found = 0
+        for (l, layer) in base.weights.layers.enumerated() {
+            var row: [DeltaMatrix?] = []
+            for (kind, w) in layer.matrices {
+                let name = "blk.\(l).\(kind).weight"
+                let m = try Self.matrix(file, name, rows: w.rows, columns: w.columns)
+                if m != nil { found += 1 }
+                row.append(m)
+            }
+            matrices.append(row)
+            an.append(try vector("blk.\(l).attn_norm.weight", c.embeddingLength))
+            fn.append(try vector("blk.\(l).ffn_norm.weight", c.embeddingLength))
+        }
+        self.matrices = matrices
+        attnNorm = an
+        ffnNorm = fn
+        outputNorm = try vector("output_norm.weight", c.embeddingLength)
+        guard found > 0 else { throw BraidError.invalidArgument("\(path) holds no matrix of this base model") }
+        let known = Set(base.gguf.tensors.keys)
+        for t in file.tensorList {
+            let baseName = t.name.replacingOccurrences(of: ".signs", with: "").replacingOccurrences(of: ".scales", with: "")
+                .replacingOccurrences(of: ".delta", with: "")
+            guard known.contains(baseName) else {
+                throw BraidError.invalidArgument("\(path): tensor \(t.name) has no counterpart in the base model")
+            }
+        }
+    }
+
+    static func matrix(_ f: GGUFFile, _ name: String, rows: Int, columns: Int) throws -> DeltaMatrix? {
+        if let s = f.tensors[name + ".signs"] {
+            guard s.type == .i8, s.shape == [columns / 8, rows] else {
+                throw BraidError.tensorShape(name: s.name, expected: [columns / 8, rows], found: s.shape)
+            }
+            let a = try f.tensor(name + ".scales")
+            guard a.type == .f32, a.elementCount == rows || a.elementCount == 1 else {
+                throw BraidError.tensorShape(name: a.name, expected: [rows], found: a.shape)
+            }
+            return .bits(BitMatrix(rows: rows, columns: columns, signs: f.data(s),
+                                   scales: f.data(a).assumingMemoryBound(to: Float.self), perRowScales: a.elementCount == rows))
+        }
+        if let d = f.tensors[name + ".delta"] ?? f.tensors[name] {
+            guard d.shape == [columns, rows] else {
+                throw BraidError.tensorShape(name: d.name, expected: [columns, rows], found: d.shape)
+            }
+            return .dense(WeightMatrix(type: d.type, rows: rows, columns: columns, data: f.data(d)))
+        }
+        return nil
+    }
+
+    /// Bytes of the task vector's tensors (what serving it reads).
+    public var byteCount: Int { file.tensorList.reduce(0) { $0 + $1.byteCount } }
+}
