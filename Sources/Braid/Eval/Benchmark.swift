@@ -30,7 +30,11 @@ public struct Benchmark {
     }
 
     public let model: LlamaModel
-    public init(model: LlamaModel) { self.model = model }
+    public let route: Route
+    public init(model: LlamaModel, route: Route = .base) {
+        self.model = model
+        self.route = route
+    }
 
     /// Runs `test` once as a warm-up, then `repetitions` timed times.
     public func run(_ test: Test, repetitions: Int) throws -> Result {
@@ -44,9 +48,9 @@ public struct Benchmark {
             let start = DispatchTime.now().uptimeNanoseconds
             switch test {
             case .prompt:
-                try model.prefill(tokens, cache: cache)
+                try model.prefill(tokens, cache: cache, route: route)
             case .generate:
-                for t in tokens { try model.decode(t, cache: cache) }
+                for t in tokens { try model.decode(t, cache: cache, route: route) }
             }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             if rep > 0 { rates.append(Double(test.tokens) / seconds) }

@@ -13,6 +13,8 @@ public final class QuantizedActivations: @unchecked Sendable {
     let scales: UnsafeMutablePointer<Float>
     let sums: UnsafeMutablePointer<Float>
     let exactSums: UnsafeMutablePointer<Float>
+    /// Σ over the column of q·d (the 1-bit kernel's Σx term).
+    let totals: UnsafeMutablePointer<Float>
     /// The float activations the blocks were made from (F16/F32 weights multiply these).
     public private(set) var floats: UnsafePointer<Float>?
     public private(set) var columns = 0
@@ -26,6 +28,7 @@ public final class QuantizedActivations: @unchecked Sendable {
         scales = .allocate(capacity: blocksPerColumn * capacity)
         sums = .allocate(capacity: blocksPerColumn * capacity)
         exactSums = .allocate(capacity: blocksPerColumn * capacity)
+        totals = .allocate(capacity: capacity)
     }
 
     deinit {
@@ -33,11 +36,13 @@ public final class QuantizedActivations: @unchecked Sendable {
         scales.deallocate()
         sums.deallocate()
         exactSums.deallocate()
+        totals.deallocate()
     }
 
     @inline(__always) func q(_ column: Int) -> UnsafePointer<Int8> { UnsafePointer(qs + column * width) }
     @inline(__always) func d(_ column: Int) -> UnsafePointer<Float> { UnsafePointer(scales + column * blocksPerColumn) }
     @inline(__always) func s(_ column: Int) -> UnsafePointer<Float> { UnsafePointer(sums + column * blocksPerColumn) }
+    @inline(__always) func total(_ column: Int) -> Float { totals[column] }
     /// d·Σq without the fp16 rounding (for Q4_0, whose llama.cpp product has no sum term).
     @inline(__always) func exactS(_ column: Int) -> UnsafePointer<Float> { UnsafePointer(exactSums + column * blocksPerColumn) }
 
@@ -47,12 +52,15 @@ public final class QuantizedActivations: @unchecked Sendable {
         self.columns = columns
         floats = x
         for c in 0..<columns {
+            var total: Float = 0
+            defer { totals[c] = total }
             for b in 0..<blocksPerColumn {
                 let i = c * blocksPerColumn + b
                 let (d, sum) = Self.quantizeBlock(x + c * width + b * 32, into: qs + c * width + b * 32)
                 scales[i] = Float(Float16(d))
                 sums[i] = Float(Float16(d * Float(sum)))
                 exactSums[i] = scales[i] * Float(sum)
+                total += exactSums[i]
             }
         }
     }

@@ -101,8 +101,17 @@ public final class LlamaModel: @unchecked Sendable {
         }
         let caches = batch.map { $0.cache }
         let positions = batch.map { $0.position }
-        // Columns served by task vectors, with their terms: the Σ c_k·D_k·x part.
-        let routed = batch.indices.filter { !batch[$0].route.isBase }.map { ($0, batch[$0].route) }
+        // The Σ c_k·D_k·x part: each task vector in the batch with the columns it serves.
+        var routed: [(TaskVector, [(Int, Float)])] = []
+        for (i, e) in batch.enumerated() {
+            for (vector, coefficient) in e.route.terms {
+                if let g = routed.firstIndex(where: { $0.0 === vector }) {
+                    routed[g].1.append((i, coefficient))
+                } else {
+                    routed.append((vector, [(i, coefficient)]))
+                }
+            }
+        }
         let group = c.headCount / c.headCountKV
         let scale = 1 / Float(c.headDim).squareRoot()
 
@@ -169,7 +178,7 @@ public final class LlamaModel: @unchecked Sendable {
     /// chunks by the threads; each routed column adds its own task terms to the rows just made.
     @inline(__always)
     private func project(_ jobs: [(WeightMatrix, UnsafeMutablePointer<Float>, Int, Int)], _ x: QuantizedActivations,
-                         layer: Int, routed: [(Int, Route)]) {
+                         layer: Int, routed: [(TaskVector, [(Int, Float)])]) {
         let total = jobs.reduce(0) { $0 + $1.0.rows }
         let grain = max(16, total / (pool.threadCount * 16)) & ~3
         // Chunks never straddle two matrices: each matrix's rows start on a chunk boundary.
@@ -187,10 +196,8 @@ public final class LlamaModel: @unchecked Sendable {
                 let lo = (k - starts[j]) * grain
                 let rows = lo..<min(w.rows, lo + grain)
                 w.multiply(x, rows: rows, into: y, ldy: ldy)
-                for (column, route) in routed {
-                    for (vector, coefficient) in route.terms {
-                        vector.matrices[layer][kind]?.addProduct(x, column: column, coefficient: coefficient, rows: rows, into: y, ldy: ldy)
-                    }
+                for (vector, columns) in routed {
+                    vector.matrices[layer][kind]?.addProduct(x, columns: columns, rows: rows, into: y, ldy: ldy)
                 }
             }
         }

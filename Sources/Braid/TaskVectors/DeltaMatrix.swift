@@ -25,15 +25,17 @@ public enum DeltaMatrix: @unchecked Sendable {
         }
     }
 
-    /// y[c·ldy + r] += coefficient · (D·x_c)_r for `rows`.
+    /// y[c·ldy + r] += coefficient_c · (D·x_c)_r for `rows` and each (column, coefficient).
     @inline(__always)
-    public func addProduct(_ x: QuantizedActivations, column c: Int, coefficient: Float, rows: Range<Int>,
+    public func addProduct(_ x: QuantizedActivations, columns: [(Int, Float)], rows: Range<Int>,
                            into y: UnsafeMutablePointer<Float>, ldy: Int) {
         switch self {
         case .bits(let b):
-            for r in rows { y[c &* ldy &+ r] += coefficient * b.scale(r) * b.signDot(r, x, c) }
+            b.addProduct(x, columns: columns, rows: rows, into: y, ldy: ldy)
         case .dense(let w):
-            for r in rows { y[c &* ldy &+ r] += coefficient * w.dot(r, x, c) }
+            for (c, coefficient) in columns {
+                for r in rows { y[c &* ldy &+ r] += coefficient * w.dot(r, x, c) }
+            }
         }
     }
 }

@@ -1,0 +1,95 @@
+import Foundation
+
+/// Greedy answers for many prompts at once: up to `batch` sequences decode together, each
+/// with its own KV cache and route, in one forward pass per step — every weight is read once
+/// per step for all of them (the Punica / S-LoRA idea on a CPU).
+public final class BatchRunner {
+    public struct Request {
+        public var prompt: [Int32]
+        public var route: Route
+        public init(prompt: [Int32], route: Route) {
+            self.prompt = prompt
+            self.route = route
+        }
+    }
+
+    public struct Answer {
+        public var tokens: [Int32] = []
+        public var finishReason: FinishReason = .length
+    }
+
+    public let model: LlamaModel
+    public let tokenizer: BPETokenizer
+    public let batch: Int
+    public let maxTokens: Int
+
+    public init(model: LlamaModel, tokenizer: BPETokenizer, batch: Int, maxTokens: Int) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch = max(1, min(batch, model.maxBatch))
+        self.maxTokens = maxTokens
+    }
+
+    /// Answers in request order; `progress(done, total)` after each finished request.
+    public func run(_ requests: [Request], progress: (Int, Int) -> Void = { _, _ in }) throws -> [Answer] {
+        var answers = [Answer](repeating: Answer(), count: requests.count)
+        struct Slot { var request: Int; var cache: KVCache; var next: Int32 }
+        var slots: [Slot] = []
+        var nextRequest = 0
+        var done = 0
+        let capacity = (requests.map(\.prompt.count).max() ?? 0) + maxTokens + 1
+        var spare: [KVCache] = (0..<batch).map { _ in model.makeCache(capacity: capacity) }
+
+        /// Starts request i in a free cache: prefill, first greedy token. False if it ended at once.
+        func start(_ i: Int) throws -> Slot? {
+            let cache = spare.removeLast()
+            cache.reset()
+            let logits = try model.prefill(requests[i].prompt, cache: cache, route: requests[i].route)
+            let first = Int32(Ops.argmax(logits))
+            if tokenizer.endOfGeneration.contains(first) || maxTokens == 0 {
+                answers[i].finishReason = tokenizer.endOfGeneration.contains(first) ? .stop : .length
+                spare.append(cache)
+                return nil
+            }
+            answers[i].tokens.append(first)
+            return Slot(request: i, cache: cache, next: first)
+        }
+
+        while true {
+            while slots.count < batch && nextRequest < requests.count {
+                let i = nextRequest
+                nextRequest += 1
+                if let s = try start(i) { slots.append(s) } else { done += 1; progress(done, requests.count) }
+            }
+            if slots.isEmpty { break }
+            // Finish slots that reached the token limit before spending a step on them.
+            let step = slots.filter { answers[$0.request].tokens.count < maxTokens }
+            for s in slots where answers[s.request].tokens.count >= maxTokens {
+                answers[s.request].finishReason = .length
+                spare.append(s.cache)
+                done += 1
+                progress(done, requests.count)
+            }
+            slots = step
+            if slots.isEmpty { continue }
+            let entries = slots.map { BatchEntry(token: $0.next, position: $0.cache.count, cache: $0.cache, route: requests[$0.request].route) }
+            try model.forward(entries, outputs: Array(entries.indices))
+            var kept: [Slot] = []
+            for (j, var s) in slots.enumerated() {
+                let id = Int32(Ops.argmax(model.logits(j)))
+                if tokenizer.endOfGeneration.contains(id) {
+                    answers[s.request].finishReason = .stop
+                    spare.append(s.cache)
+                    done += 1
+                    progress(done, requests.count)
+                } else {
+                    answers[s.request].tokens.append(id)
+                    s.next = id
+                    kept.append(s)
+                }
+            }
+            slots = kept
+        }
+        return answers
+    }
+}

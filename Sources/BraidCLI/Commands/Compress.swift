@@ -1,0 +1,58 @@
+import ArgumentParser
+import Braid
+import Foundation
+
+struct Compress: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Turn a fine-tune into a 1-bit task vector for the base model.")
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: "The fine-tune as a delta GGUF (tuned = base + delta).")
+    var delta: String?
+
+    @Option(help: "The fine-tune as a full GGUF of the same architecture (delta = tuned − base).")
+    var fineTuned: String?
+
+    @Option(name: .customLong("task"), help: "Task name stored in the vector (default: from the delta file).")
+    var taskName: String?
+
+    @Option(help: "One-line description of the task (the router and listings show it).")
+    var description: String = ""
+
+    @Option(help: "Scales of the 1-bit matrices: row (mean |Δ| per row) or matrix.")
+    var scales: String = "row"
+
+    @Option(help: "Comma-separated matrix kinds kept dense instead of 1 bit (attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down; 'mlp' = the three ffn_*).")
+    var dense: String = ""
+
+    @Option(help: "Encoding of the dense matrices: q4_0 or q8_0.")
+    var denseType: String = "q4_0"
+
+    @Option(name: [.short, .long], help: "Output file (NAME.tv.gguf).")
+    var output: String
+
+    @Flag(name: [.short, .long], help: "No progress bar.")
+    var quiet = false
+
+    func validate() throws {
+        guard (delta == nil) != (fineTuned == nil) else { throw ValidationError("give exactly one of --delta or --fine-tuned") }
+        guard CompressionOptions.Scales(rawValue: scales) != nil else { throw ValidationError("--scales must be row or matrix") }
+        guard ["q4_0", "q8_0"].contains(denseType) else { throw ValidationError("--dense-type must be q4_0 or q8_0") }
+    }
+
+    func run() throws {
+        let model = try modelOptions.load()
+        let source = try delta.map { try DeltaSource.deltaGGUF($0, base: model) } ?? DeltaSource.fineTunedGGUF(fineTuned!, base: model)
+        var options = CompressionOptions()
+        options.scales = CompressionOptions.Scales(rawValue: scales)!
+        options.denseType = denseType == "q8_0" ? .q8_0 : .q4_0
+        options.denseKinds = Set(dense.split(separator: ",").flatMap { $0 == "mlp" ? ["ffn_gate", "ffn_up", "ffn_down"] : [String($0)] })
+        let task = taskName ?? source.taskName
+        let bar = ProgressBar("compress \(task)", quiet: quiet)
+        let writer = try Compressor.compress(source, base: model, baseSHA256: try BaseIdentity.sha256(of: model), task: task,
+                                             description: description, options: options, progress: bar.update)
+        try writer.write(to: output)
+        let size = (try FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+        printError("wrote \(output): \(MemoryReport.mib(size)) (\(options.label))")
+    }
+}

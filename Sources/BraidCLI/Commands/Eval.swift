@@ -1,0 +1,85 @@
+import ArgumentParser
+import Braid
+import Foundation
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Score the task suites (DESIGN.md §6) for the base, full fine-tunes and task vectors, each task through its own (oracle) route.")
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: "Comma-separated tasks.")
+    var tasks: String = "arith,json,sentiment,spell"
+
+    @Option(help: "Split: train, dev or test.")
+    var split: String = "test"
+
+    @Option(help: "First N examples of each split (the reference table uses 300).")
+    var limit: Int = 300
+
+    @Option(help: "Folder of the task suites.")
+    var suites: String = "../shared/tasks"
+
+    @Option(name: .customLong("config"), help: "LABEL=SPEC, repeatable. SPEC: base | delta:DIR (TASK.delta.*.gguf, the full fine-tunes) | tv:DIR (TASK.tv.gguf).")
+    var configs: [String] = ["base=base", "fine-tune=delta:../shared/models/deltas", "task vector=tv:models"]
+
+    @Option(help: "Sequences decoded together.")
+    var batch: Int = 8
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    @Flag(name: [.short, .long], help: "No progress bar.")
+    var quiet = false
+
+    func run() throws {
+        let rt = try Runtime(modelOptions)
+        let taskNames = tasks.split(separator: ",").map(String.init)
+        var examples: [TaskExample] = []
+        for t in taskNames {
+            examples += try TaskSuite.load("\(suites)/\(t).\(split).jsonl", limit: limit)
+        }
+        var evaluator = Evaluator(model: rt.model, tokenizer: rt.tokenizer, template: rt.template)
+        evaluator.batch = batch
+        let sha = try BaseIdentity.sha256(of: rt.model)
+        var rows: [[String: Any]] = []
+        var table: [(String, [(String, Double, Int)], Double)] = []
+        for config in configs {
+            guard let eq = config.firstIndex(of: "=") else { throw ValidationError("--config wants LABEL=SPEC, got \(config)") }
+            let label = String(config[..<eq]), spec = String(config[config.index(after: eq)...])
+            var routes: [String: Route] = [:]
+            for t in taskNames { routes[t] = try route(spec, task: t, model: rt.model, sha: sha) }
+            let bar = ProgressBar("eval \(label)", quiet: quiet)
+            let start = Date()
+            let outcomes = try evaluator.run(examples, route: { routes[$0.task] ?? .base }, progress: bar.update)
+            let acc = Evaluator.accuracy(outcomes)
+            let mean = acc.map(\.percent).reduce(0, +) / Double(max(acc.count, 1))
+            table.append((label, acc, mean))
+            rows.append(["config": label, "spec": spec, "mean": mean, "seconds": Date().timeIntervalSince(start),
+                         "tasks": Dictionary(uniqueKeysWithValues: acc.map { ($0.task, ["accuracy": $0.percent, "n": $0.count] as [String: Any]) })])
+        }
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: ["split": split, "limit": limit, "results": rows], options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("| model | " + taskNames.joined(separator: " | ") + " | mean |")
+            print("|---|" + String(repeating: "---:|", count: taskNames.count + 1))
+            for (label, acc, mean) in table {
+                print("| \(label) | " + acc.map { String(format: "%.1f", $0.1) }.joined(separator: " | ") + String(format: " | %.1f |", mean))
+            }
+        }
+    }
+
+    func route(_ spec: String, task: String, model: LlamaModel, sha: String) throws -> Route {
+        if spec == "base" { return .base }
+        let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2, ["delta", "tv"].contains(parts[0]) else { throw ValidationError("unknown config spec \(spec) (base, delta:DIR or tv:DIR)") }
+        let dir = parts[1]
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        let suffix = parts[0] == "tv" ? ".tv.gguf" : ".gguf"
+        guard let file = files.sorted().first(where: { $0.hasPrefix(task + ".") && $0.hasSuffix(suffix) }) else {
+            throw ValidationError("no \(suffix) file for task \(task) in \(dir)")
+        }
+        return Route([(try TaskVector(path: "\(dir)/\(file)", base: model, baseSHA256: sha), 1)])
+    }
+}
