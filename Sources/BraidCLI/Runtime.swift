@@ -11,7 +11,11 @@ struct Runtime {
     let contextLength: Int
 
     init(_ options: ModelOptions) throws {
-        model = try options.load()
+        try self.init(model: options.load(), options: options)
+    }
+
+    init(model: LlamaModel, options: ModelOptions) throws {
+        self.model = model
         gguf = model.gguf
         tokenizer = try BPETokenizer(gguf: gguf)
         template = ChatTemplate.detect(fromTemplate: gguf.metadata["tokenizer.chat_template"]?.stringValue)

@@ -28,6 +28,10 @@ public final class LlamaModel: @unchecked Sendable {
 
     private let scratch: Scratch
 
+    /// The float inputs of the linear layers, for calibration: (layer, input, values, columns).
+    /// Inputs: 0 attention (q, k, v), 1 attention output (o), 2 feed-forward (gate, up), 3 down.
+    public var observer: ((Int, Int, UnsafePointer<Float>, Int) -> Void)?
+
     public init(gguf: GGUFFile, threads: Int, maxBatch: Int = 64) throws {
         self.gguf = gguf
         config = try LlamaConfig(gguf: gguf)
@@ -118,6 +122,7 @@ public final class LlamaModel: @unchecked Sendable {
         for (l, w) in weights.layers.enumerated() {
             // attention
             norm(x, w.attnNorm, batch, { $0.attnNorm[l] }, into: xb)
+            observer?(l, 0, xb, n)
             s.xq.quantize(xb, columns: n)
             project([(w.q, s.q, qd, 0), (w.k, s.k, kvd, 1), (w.v, s.v, kvd, 2)], s.xq, layer: l, routed: routed)
             for i in 0..<n {
@@ -139,15 +144,18 @@ public final class LlamaModel: @unchecked Sendable {
                                    scale: scale, scores: scores, out: s.att + i * qd + h * c.headDim)
                 }
             }
+            observer?(l, 1, s.att, n)
             s.attq.quantize(s.att, columns: n)
             project([(w.o, s.tmp, d, 3)], s.attq, layer: l, routed: routed)
             Ops.add(x, s.tmp, count: n * d)
 
             // feed-forward
             norm(x, w.ffnNorm, batch, { $0.ffnNorm[l] }, into: xb)
+            observer?(l, 2, xb, n)
             s.xq.quantize(xb, columns: n)
             project([(w.gate, s.gate, ff, 4), (w.up, s.up, ff, 5)], s.xq, layer: l, routed: routed)
             Ops.swiglu(s.gate, s.up, count: n * ff)
+            observer?(l, 3, s.gate, n)
             s.hq.quantize(s.gate, columns: n)
             project([(w.down, s.tmp, d, 6)], s.hq, layer: l, routed: routed)
             Ops.add(x, s.tmp, count: n * d)

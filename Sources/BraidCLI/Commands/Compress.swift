@@ -28,6 +28,15 @@ struct Compress: ParsableCommand {
     @Option(help: "Encoding of the dense matrices: q4_0 or q8_0.")
     var denseType: String = "q4_0"
 
+    @Flag(help: "Fit each row's scale to the layer outputs on calibration prompts (least squares) instead of mean |Δ|.")
+    var fitScales = false
+
+    @Option(help: "Calibration prompts with answers, JSONL (default: ../shared/tasks/TASK.dev.jsonl).")
+    var calibration: String?
+
+    @Option(help: "How many calibration examples to use.")
+    var calibrationCount: Int = 256
+
     @Option(name: [.short, .long], help: "Output file (NAME.tv.gguf).")
     var output: String
 
@@ -48,6 +57,16 @@ struct Compress: ParsableCommand {
         options.denseType = denseType == "q8_0" ? .q8_0 : .q4_0
         options.denseKinds = Set(dense.split(separator: ",").flatMap { $0 == "mlp" ? ["ffn_gate", "ffn_up", "ffn_down"] : [String($0)] })
         let task = taskName ?? source.taskName
+        if fitScales {
+            let rt = try Runtime(model: model, options: modelOptions)
+            let examples = try TaskSuite.load(calibration ?? "../shared/tasks/\(task).dev.jsonl", limit: calibrationCount)
+            var bars: [String: ProgressBar] = [:]
+            options.fittedScales = try ScaleFitter.fit(source: source, base: model, tokenizer: rt.tokenizer, template: rt.template,
+                                                       examples: examples) { phase, done, total in
+                if bars[phase] == nil { bars[phase] = ProgressBar("\(phase) \(task)", quiet: quiet) }
+                bars[phase]!.update(done, total)
+            }
+        }
         let bar = ProgressBar("compress \(task)", quiet: quiet)
         let writer = try Compressor.compress(source, base: model, baseSHA256: try BaseIdentity.sha256(of: model), task: task,
                                              description: description, options: options, progress: bar.update)

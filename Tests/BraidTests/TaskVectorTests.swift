@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+import Braid
+
+/// Compression, the file format's checks and fitted scales, on tiny random models.
+struct TaskVectorTests {
+    func compressTiny(baseSeed: UInt64 = 1, tunedSeed: UInt64 = 9, sha: String = "base-sha") throws -> (LlamaModel, String) {
+        let base = try LlamaModel(path: try TinyModel.write(seed: baseSeed), threads: 1)
+        let tuned = try TinyModel.write(seed: tunedSeed)
+        let source = try DeltaSource.fineTunedGGUF(tuned, base: base)
+        let writer = try Compressor.compress(source, base: base, baseSHA256: sha, task: "tiny", description: "a test", options: CompressionOptions())
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("braid-tv-\(UUID().uuidString).tv.gguf").path
+        try writer.write(to: path)
+        return (base, path)
+    }
+
+    @Test func compressedVectorLoadsWithEveryMatrixAsBits() throws {
+        let (base, path) = try compressTiny()
+        let tv = try TaskVector(path: path, base: base, baseSHA256: "base-sha")
+        #expect(tv.name == "tiny" && tv.description == "a test")
+        #expect(tv.matrices.allSatisfy { $0.allSatisfy { if case .bits = $0 { true } else { false } } })
+        #expect(tv.outputNorm != nil && tv.attnNorm.allSatisfy { $0 != nil })
+        // 1 bit per weight plus a float per row.
+        for m in tv.matrices.joined() {
+            #expect(m!.byteCount == m!.rows * m!.columns / 8 + m!.rows * 4)
+        }
+    }
+
+    @Test func vectorForAnotherBaseIsRefused() throws {
+        let (base, path) = try compressTiny(sha: "some-other-base")
+        #expect(throws: BraidError.self) { _ = try TaskVector(path: path, base: base, baseSHA256: "base-sha") }
+        // Same file, a base of another shape: refused on shapes even without a hash.
+        var w = GGUFWriter()
+        let other = try GGUFFile(path: try TinyModel.write())
+        for k in other.metadataKeys { w.set(k, other.metadata[k]!) }
+        w.set("llama.feed_forward_length", .uint32(96))
+        for t in other.tensorList {
+            var shape = t.shape
+            var type = t.type
+            var data = Data(bytes: other.data(t), count: t.byteCount)
+            if t.name.contains("ffn_gate") || t.name.contains("ffn_up") { shape = [shape[0], 96] }
+            if t.name.contains("ffn_down") { shape = [96, shape[1]] }
+            if shape != t.shape {
+                type = .f32
+                data = Data(count: shape.reduce(1, *) * 4)
+            }
+            try w.addTensor(t.name, shape: shape, type: type, data: data)
+        }
+        let otherPath = FileManager.default.temporaryDirectory.appendingPathComponent("braid-other-\(UUID().uuidString).gguf").path
+        try w.write(to: otherPath)
+        let otherModel = try LlamaModel(path: otherPath, threads: 1)
+        #expect(throws: BraidError.self) { _ = try TaskVector(path: path, base: otherModel, baseSHA256: nil) }
+    }
+
+    /// Serving the vector moves the logits toward the fine-tune; coefficient 0 is the base.
+    @Test func servingMovesTowardTheFineTune() throws {
+        let (base, path) = try compressTiny()
+        let tv = try TaskVector(path: path, base: base, baseSHA256: "base-sha")
+        let tuned = try LlamaModel(path: try TinyModel.write(seed: 9), threads: 1)
+        let tokens: [Int32] = [5, 9, 33, 2, 71]
+        func logits(_ m: LlamaModel, _ r: Route) throws -> [Float] { Array(try m.prefill(tokens, cache: m.makeCache(capacity: 16), route: r)) }
+        let b = try logits(base, .base), t = try logits(tuned, .base)
+        let v = try logits(base, Route([(tv, 1)]))
+        let zero = try logits(base, Route([(tv, 0)]))
+        #expect(zero == b)
+        func dist(_ x: [Float], _ y: [Float]) -> Float { zip(x, y).map { ($0 - $1) * ($0 - $1) }.reduce(0, +) }
+        #expect(dist(v, t) < dist(b, t))
+    }
+
+    /// Least-squares row scales never do worse than mean |Δ| on the layer outputs they were fitted to.
+    @Test func fittedScalesReduceTheLayerError() {
+        var rng = Xoshiro256(seed: 21)
+        let rows = 8, cols = 32, samples = 200
+        let delta = (0..<rows * cols).map { _ in (rng.nextUnit() * 2 - 1) * 0.01 }
+        // Inputs with uneven per-column energy, as real activations have.
+        let energy = (0..<cols).map { _ in 0.1 + 3 * rng.nextUnit() }
+        let x = (0..<samples * cols).map { i in (rng.nextUnit() * 2 - 1) * energy[i % cols] }
+        var gram = [Float](repeating: 0, count: cols * cols)
+        for s in 0..<samples { for i in 0..<cols { for j in 0..<cols { gram[i * cols + j] += x[s * cols + i] * x[s * cols + j] } } }
+        let fitted = ScaleFitter.fitRows(delta: delta, rows: rows, columns: cols, gram: gram)
+        let mean = Compressor.meanAbsoluteRows(delta, rows: rows, columns: cols)
+        func error(_ alpha: [Float]) -> Double {
+            var e: Double = 0
+            for s in 0..<samples {
+                for r in 0..<rows {
+                    var d: Double = 0
+                    for j in 0..<cols {
+                        let approx = alpha[r] * (delta[r * cols + j] >= 0 ? 1 : -1)
+                        d += Double((delta[r * cols + j] - approx) * x[s * cols + j])
+                    }
+                    e += d * d
+                }
+            }
+            return e
+        }
+        #expect(error(fitted) < error(mean))
+    }
+
+    @Test func badCompressOptionsAreRefused() throws {
+        let base = try LlamaModel(path: try TinyModel.write(), threads: 1)
+        let source = try DeltaSource.fineTunedGGUF(try TinyModel.write(seed: 3), base: base)
+        var o = CompressionOptions()
+        o.denseKinds = ["attn_zz"]
+        #expect(throws: BraidError.self) { _ = try Compressor.compress(source, base: base, baseSHA256: "x", task: "t", description: "", options: o) }
+        #expect(throws: BraidError.self) { _ = try Compressor.compress(source, base: base, baseSHA256: "x", task: "bad name!", description: "", options: CompressionOptions()) }
+    }
+}
