@@ -10,6 +10,8 @@ build: setup
 	swift build -c release
 
 demo: build
+	$(BRAID) generate --task arith -p "What is 345 minus 178?"
+	$(BRAID) generate --task json -p "Extract the name, age and city as JSON: Meet Noah Okafor: 53 years old, a plumber from Lisbon."
 	$(BRAID) generate -p "What is 12 + 35? Explain briefly." -n 64
 
 test: build

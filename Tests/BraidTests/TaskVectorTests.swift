@@ -105,3 +105,23 @@ struct TaskVectorTests {
         #expect(throws: BraidError.self) { _ = try Compressor.compress(source, base: base, baseSHA256: "x", task: "bad name!", description: "", options: CompressionOptions()) }
     }
 }
+
+/// Materialised weights (W0 + c·D built once) agree with the on-the-fly product.
+struct MaterializedTests {
+    @Test(arguments: [GGMLType.f32, .q8_0])
+    func materializedMatchesOnTheFly(type: GGMLType) throws {
+        let base = try LlamaModel(path: try TinyModel.write(seed: 1), threads: 2)
+        let source = try DeltaSource.fineTunedGGUF(try TinyModel.write(seed: 9), base: base)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("braid-mat-\(UUID().uuidString).tv.gguf").path
+        try Compressor.compress(source, base: base, baseSHA256: "s", task: "t", description: "", options: CompressionOptions()).write(to: path)
+        let route = Route([(try TaskVector(path: path, base: base, baseSHA256: "s"), 0.7)])
+        let tokens: [Int32] = [4, 8, 15, 16, 23, 42]
+        let onTheFly = Array(try base.prefill(tokens, cache: base.makeCache(capacity: 16), route: route))
+        base.materialized = MaterializedCache(budgetBytes: 1 << 30, type: type)
+        let materialized = Array(try base.prefill(tokens, cache: base.makeCache(capacity: 16), route: route))
+        #expect(base.materialized!.byteCount > 0)
+        let rms = (zip(onTheFly, materialized).map { ($0 - $1) * ($0 - $1) }.reduce(0, +) / Float(onTheFly.count)).squareRoot()
+        let scale = (onTheFly.map { $0 * $0 }.reduce(0, +) / Float(onTheFly.count)).squareRoot()
+        #expect(rms < 0.05 * scale, "rms \(rms) vs logit scale \(scale)")
+    }
+}

@@ -32,6 +32,10 @@ public final class LlamaModel: @unchecked Sendable {
     /// Inputs: 0 attention (q, k, v), 1 attention output (o), 2 feed-forward (gate, up), 3 down.
     public var observer: ((Int, Int, UnsafePointer<Float>, Int) -> Void)?
 
+    /// When set, a batch whose columns all share one task route runs on weights materialised
+    /// for that route (W0 + Σ c_k·D_k) instead of adding the task terms on the fly.
+    public var materialized: MaterializedCache?
+
     public init(gguf: GGUFFile, threads: Int, maxBatch: Int = 64) throws {
         self.gguf = gguf
         config = try LlamaConfig(gguf: gguf)
@@ -95,6 +99,13 @@ public final class LlamaModel: @unchecked Sendable {
             guard e.token >= 0, Int(e.token) < config.vocabularySize else {
                 throw BraidError.invalidArgument("token id \(e.token) is outside the vocabulary")
             }
+        }
+        var batch = batch
+        var weights = self.weights
+        if let cache = materialized, let first = batch.first, !first.route.isBase,
+           batch.allSatisfy({ $0.route.label == first.route.label }) {
+            weights = cache.weights(for: first.route, model: self)
+            for i in batch.indices { batch[i].route = .base }
         }
         let c = config, s = scratch
         let d = c.embeddingLength, qd = c.queryDim, kvd = c.kvDim, ff = c.feedForwardLength

@@ -25,6 +25,14 @@ public struct LlamaWeights: Sendable {
     /// True when the LM head is the token embedding (no `output.weight`).
     public let tiedOutput: Bool
 
+    public init(tokenEmbedding: WeightMatrix, output: WeightMatrix, outputNorm: [Float], layers: [LayerWeights], tiedOutput: Bool) {
+        self.tokenEmbedding = tokenEmbedding
+        self.output = output
+        self.outputNorm = outputNorm
+        self.layers = layers
+        self.tiedOutput = tiedOutput
+    }
+
     public init(gguf: GGUFFile, config c: LlamaConfig) throws {
         func matrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
             let t = try gguf.tensor(name)

@@ -25,6 +25,19 @@ public enum DeltaMatrix: @unchecked Sendable {
         }
     }
 
+    /// Row `r` of D as floats.
+    public func decodeRow(_ r: Int, into dst: UnsafeMutablePointer<Float>) {
+        switch self {
+        case .bits(let b):
+            let a = b.scale(r)
+            for j in 0..<b.columns {
+                dst[j] = (b.signs.load(fromByteOffset: r * b.rowBytes + j / 8, as: UInt8.self) >> UInt8(j % 8)) & 1 == 1 ? a : -a
+            }
+        case .dense(let w):
+            w.decodeRow(r, into: dst)
+        }
+    }
+
     /// y[c·ldy + r] += coefficient_c · (D·x_c)_r for `rows` and each (column, coefficient).
     @inline(__always)
     public func addProduct(_ x: QuantizedActivations, columns: [(Int, Float)], rows: Range<Int>,

@@ -9,11 +9,13 @@ struct Chat: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var output: OutputOptions
+    @OptionGroup var taskOptions: TaskOptions
 
     func run() throws {
         let rt = try Runtime(modelOptions)
         let params = try sampling.parameters(defaultTemperature: 0.8)
         let generator = Generator(model: rt.model, tokenizer: rt.tokenizer, contextLength: rt.contextLength)
+        let route = try taskOptions.route(for: rt.model)
         let interactive = isatty(0) == 1
         var history: [ChatMessage] = output.system.map { [.system($0)] } ?? []
         let start = history
@@ -38,13 +40,13 @@ struct Chat: ParsableCommand {
             turnParams.seed = params.seed &+ UInt64(turn)
             turn += 1
             do {
-                let (_, stats) = try generator.generate(ids, sampling: turnParams, maxTokens: sampling.maxTokens) { piece in
+                let (_, stats) = try generator.generate(ids, route: route, sampling: turnParams, maxTokens: sampling.maxTokens) { piece in
                     answer += piece
                     emit(piece)
                     return true
                 }
                 emit("\n")
-                if !output.quiet { printError(stats.summary()) }
+                if !output.quiet { printError("route \(route.label) | " + stats.summary()) }
                 history.append(.assistant(answer))
             } catch let e as BraidError {
                 // A turn that no longer fits is reported; the conversation can be reset.

@@ -7,6 +7,12 @@ struct TaskOptions: ParsableArguments {
     @Option(name: .customLong("task"), help: "Serve with task vector NAME[:COEF] (a name in --task-dir, or a .gguf path; repeatable to blend).")
     var tasks: [String] = []
 
+    @Option(help: "Run routes on merged weights built once per route (q8_0 or f16) instead of adding task terms on the fly.")
+    var materialize: String?
+
+    @Option(help: "Memory budget of materialised routes, MiB (least recently used dropped first).")
+    var materializeBudget: Int = 1024
+
     @Option(help: "Folder of task vectors (NAME.tv.gguf).")
     var taskDir: String = TaskOptions.defaultDir
 
@@ -37,6 +43,10 @@ struct TaskOptions: ParsableArguments {
     }
 
     func route(for model: LlamaModel) throws -> Route {
+        if let m = materialize {
+            guard m == "q8_0" || m == "f16" else { throw ValidationError("--materialize must be q8_0 or f16") }
+            model.materialized = MaterializedCache(budgetBytes: materializeBudget << 20, type: m == "f16" ? .f16 : .q8_0)
+        }
         let specs = try parsed()
         if specs.isEmpty { return .base }
         let sha = try BaseIdentity.sha256(of: model)
