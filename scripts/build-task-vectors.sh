@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rebuilds the shipped task vectors models/TASK.tv.gguf from ../shared/models/deltas: 1-bit signs
-# with per-row scales fitted on 256 dev examples of each task. Needs a release build and the base.
+# with per-row scales fitted on 256 dev examples of each task, and the router fitted over them.
+# Needs a release build and the base.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=.build/release/braid
@@ -15,6 +16,8 @@ for t in arith json sentiment spell; do
   $B compress --delta "$DELTAS/$t.delta.Q4_0.gguf" --task "$t" --description "${DESC[$t]}" \
      --fit-scales --calibration "../shared/tasks/$t.dev.jsonl" --calibration-count 256 -o "models/$t.tv.gguf" -q
 done
+# The router (fitted on the dev splits, general prompts and prompts/router-train.jsonl) goes into every vector.
+$B router fit --task-dir models -q
 python3 - <<'PY'
 import hashlib, json, os, struct
 rows = []

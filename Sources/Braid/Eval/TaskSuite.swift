@@ -5,6 +5,12 @@ public struct TaskExample: Sendable, Codable {
     public var task: String
     public var prompt: String
     public var answer: String?
+
+    public init(task: String, prompt: String, answer: String?) {
+        self.task = task
+        self.prompt = prompt
+        self.answer = answer
+    }
 }
 
 /// Reads JSONL task files: one {"task", "prompt", "answer"} object per line.

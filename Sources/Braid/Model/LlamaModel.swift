@@ -29,7 +29,8 @@ public final class LlamaModel: @unchecked Sendable {
     private let scratch: Scratch
 
     /// The float inputs of the linear layers, for calibration: (layer, input, values, columns).
-    /// Inputs: 0 attention (q, k, v), 1 attention output (o), 2 feed-forward (gate, up), 3 down.
+    /// Inputs: 0 attention (q, k, v), 1 attention output (o), 2 feed-forward (gate, up), 3 down;
+    /// and 4, layer −1: the final-norm hidden states.
     public var observer: ((Int, Int, UnsafePointer<Float>, Int) -> Void)?
 
     /// When set, a batch whose columns all share one task route runs on weights materialised
@@ -173,6 +174,14 @@ public final class LlamaModel: @unchecked Sendable {
         }
         for e in batch { e.cache.count = max(e.cache.count, e.position + 1) }
 
+        if let observe = observer {
+            // Final-norm hidden states of every column (the router's features).
+            for i in 0..<n {
+                let weight = batch[i].route.norm(weights.outputNorm) { $0.outputNorm } ?? weights.outputNorm
+                Ops.rmsNorm(x + i * d, weight: weight, eps: c.rmsEpsilon, into: xb + i * d, count: d)
+            }
+            observe(-1, 4, xb, n)
+        }
         guard !outputs.isEmpty else { return }
         for (j, i) in outputs.enumerated() {
             let weight = batch[i].route.norm(weights.outputNorm) { $0.outputNorm } ?? weights.outputNorm

@@ -17,6 +17,7 @@ public enum ScaleFitter {
         var grams: [[[Float]]] = (0..<c.blockCount).map { _ in widths.map { [Float](repeating: 0, count: $0 * $0) } }
         let fineTune = Route([(try TaskVector(path: source.path, base: base, baseSHA256: nil), 1)])
         base.observer = { layer, input, values, columns in
+            guard layer >= 0 && input < widths.count else { return }
             let n = Int32(widths[input])
             grams[layer][input].withUnsafeMutableBufferPointer { g in
                 cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, Int32(columns), 1, values, n, 1, g.baseAddress, n)

@@ -15,7 +15,8 @@ struct Chat: ParsableCommand {
         let rt = try Runtime(modelOptions)
         let params = try sampling.parameters(defaultTemperature: 0.8)
         let generator = Generator(model: rt.model, tokenizer: rt.tokenizer, contextLength: rt.contextLength)
-        let route = try taskOptions.route(for: rt.model)
+        let fixed = try taskOptions.route(for: rt.model)
+        let routing = try QueryRouting(taskOptions, rt)
         let interactive = isatty(0) == 1
         var history: [ChatMessage] = output.system.map { [.system($0)] } ?? []
         let start = history
@@ -34,6 +35,10 @@ struct Chat: ParsableCommand {
                 continue
             }
             history.append(.user(input))
+            // Each turn is routed on its own message; the task vector serves that turn only.
+            var (route, routeLine) = (fixed, "route \(fixed.label)")
+            if let routing { (route, routeLine) = try routing.route(input) }
+            if !output.quiet && routing != nil { printError(routeLine) }
             let ids = rt.tokenizer.encode(rt.template.render(history))
             var answer = ""
             var turnParams = params
@@ -46,7 +51,7 @@ struct Chat: ParsableCommand {
                     return true
                 }
                 emit("\n")
-                if !output.quiet { printError("route \(route.label) | " + stats.summary()) }
+                if !output.quiet { printError(stats.summary()) }
                 history.append(.assistant(answer))
             } catch let e as BraidError {
                 // A turn that no longer fits is reported; the conversation can be reset.

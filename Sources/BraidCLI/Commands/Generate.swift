@@ -37,13 +37,15 @@ struct Generate: ParsableCommand {
         messages.append(.user(text))
         let rendered = noChatTemplate ? text : rt.template.render(messages)
         let ids = rt.tokenizer.encode(rendered, parseSpecial: !noChatTemplate)
-        let route = try taskOptions.route(for: rt.model)
+        var route = try taskOptions.route(for: rt.model)
+        var routeLine = "route \(route.label)"
+        if let routing = try QueryRouting(taskOptions, rt) { (route, routeLine) = try routing.route(text) }
         let generator = Generator(model: rt.model, tokenizer: rt.tokenizer, contextLength: rt.contextLength)
         let (_, stats) = try generator.generate(ids, route: route, sampling: params, maxTokens: sampling.maxTokens) { piece in
             emit(piece)
             return true
         }
         emit("\n")
-        if !output.quiet { printError("route \(route.label) | " + stats.summary()) }
+        if !output.quiet { printError(routeLine + " | " + stats.summary()) }
     }
 }

@@ -7,6 +7,12 @@ struct TaskOptions: ParsableArguments {
     @Option(name: .customLong("task"), help: "Serve with task vector NAME[:COEF] (a name in --task-dir, or a .gguf path; repeatable to blend).")
     var tasks: [String] = []
 
+    @Option(help: "Routing when no --task is given: auto (top task, or the base below the threshold), blend (top-2 weighted), none.")
+    var route: String = "auto"
+
+    @Option(help: "Tasks mixed by --route blend.")
+    var blendK: Int = 2
+
     @Option(help: "Run routes on merged weights built once per route (q8_0 or f16) instead of adding task terms on the fly.")
     var materialize: String?
 
@@ -40,6 +46,19 @@ struct TaskOptions: ParsableArguments {
             }
             return (path, coefficient)
         }
+    }
+
+    /// The per-query router over every task vector in --task-dir, or nil when --task fixes the
+    /// route, --route none is given, or there are no task vectors with router data.
+    func router(for model: LlamaModel) throws -> (Router, RoutingMode)? {
+        guard tasks.isEmpty else { return nil }
+        guard let mode = RoutingMode(rawValue: route) else { throw ValidationError("--route must be auto, blend or none") }
+        if mode == .none { return nil }
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: taskDir)) ?? []).filter { $0.hasSuffix(".tv.gguf") }
+        if files.isEmpty { return nil }
+        let sha = try BaseIdentity.sha256(of: model)
+        let vectors = try files.sorted().map { try TaskVector(path: "\(taskDir)/\($0)", base: model, baseSHA256: sha) }
+        return (try Router(tasks: vectors), mode)
     }
 
     func route(for model: LlamaModel) throws -> Route {

@@ -1,0 +1,103 @@
+import ArgumentParser
+import Braid
+import Foundation
+
+struct RouterCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "router", abstract: "Fit the query router.", subcommands: [RouterFit.self])
+}
+
+/// The task vectors of a folder, loaded for the base.
+func loadTaskVectors(_ dir: String, model: LlamaModel) throws -> [TaskVector] {
+    let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".tv.gguf") }.sorted()
+    guard !files.isEmpty else { throw ValidationError("no task vectors (*.tv.gguf) in \(dir)") }
+    let sha = try BaseIdentity.sha256(of: model)
+    return try files.map { try TaskVector(path: "\(dir)/\($0)", base: model, baseSHA256: sha) }
+}
+
+struct RouterFit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fit",
+        abstract: "Fit the router on labelled prompts (each task's dev split; general prompts as 'none') and store it in every task vector.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var taskOptions: TaskOptions
+
+    @Option(help: "Folder of the task suites.")
+    var suites: String = "../shared/tasks"
+
+    @Option(help: "Split the task prompts come from.")
+    var split: String = "dev"
+
+    @Option(help: "Prompts with no task (the 'none' class), JSONL; repeatable.")
+    var general: [String] = ["../shared/tasks/general.dev.jsonl"]
+
+    @Option(help: "More labelled prompts to fit on, JSONL with task names (phrasings the splits lack); repeatable.")
+    var extra: [String] = ["prompts/router-train.jsonl"]
+
+    @Option(help: "linear (softmax regression) or centroid (cosine to class means).")
+    var classifier: String = "linear"
+
+    @Option(help: "Below this probability auto mode keeps the base.")
+    var threshold: Float = 0.5
+
+    @Option(help: "Held-out labelled prompts to report on, JSONL (task 'general' means none); repeatable.")
+    var check: [String] = ["prompts/rephrased.jsonl", "prompts/general.jsonl"]
+
+    @Flag(name: [.short, .long], help: "No progress bar.")
+    var quiet = false
+
+    func validate() throws {
+        guard ["linear", "centroid"].contains(classifier) else { throw ValidationError("--classifier must be linear or centroid") }
+    }
+
+    func run() throws {
+        let rt = try Runtime(modelOptions)
+        let tasks = try loadTaskVectors(taskOptions.taskDir, model: rt.model)
+        let names = tasks.map(\.name)
+        let featurizer = QueryFeatures(model: rt.model, tokenizer: rt.tokenizer, template: rt.template)
+        func label(_ task: String) -> Int? { task == "general" ? names.count : names.firstIndex(of: task) }
+        func featurize(_ examples: [TaskExample], _ what: String) throws -> ([[Float]], [Int]) {
+            let bar = ProgressBar("features \(what)", quiet: quiet)
+            var f: [[Float]] = [], l: [Int] = []
+            for (i, e) in examples.enumerated() {
+                if let y = label(e.task) {
+                    f.append(try featurizer.features(e.prompt))
+                    l.append(y)
+                }
+                bar.update(i + 1, examples.count)
+            }
+            return (f, l)
+        }
+        var train: [TaskExample] = []
+        for t in names { train += try TaskSuite.load("\(suites)/\(t).\(split).jsonl") }
+        for g in general { train += try TaskSuite.load(g).map { TaskExample(task: "general", prompt: $0.prompt, answer: nil) } }
+        for e in extra where FileManager.default.fileExists(atPath: e) { train += try TaskSuite.load(e) }
+        let (features, labels) = try featurize(train, "fit")
+        let data = RouterFitter.fit(features: features, labels: labels, taskCount: names.count, classifier: classifier, threshold: threshold)
+        let router = Router(tasks: tasks, data: data)
+        func accuracy(_ f: [[Float]], _ l: [Int]) -> String {
+            var right = [Int](repeating: 0, count: names.count + 1), total = right
+            for (x, y) in zip(f, l) {
+                let p = router.probabilities(x)
+                var best = p.indices.max { p[$0] < p[$1] }!
+                if best < names.count && p[best] < threshold { best = names.count }
+                total[y] += 1
+                if best == y { right[y] += 1 }
+            }
+            return router.labels.indices.filter { total[$0] > 0 }
+                .map { String(format: "%@ %.1f%% (%d)", router.labels[$0], 100 * Double(right[$0]) / Double(total[$0]), total[$0]) }
+                .joined(separator: ", ")
+        }
+        print("fit (\(classifier)): \(accuracy(features, labels))")
+        var testSet: [TaskExample] = []
+        for t in names { testSet += (try? TaskSuite.load("\(suites)/\(t).test.jsonl", limit: 300)) ?? [] }
+        let (tf, tl) = try featurize(testSet, "test")
+        print("test splits: \(accuracy(tf, tl))")
+        for c in check where FileManager.default.fileExists(atPath: c) {
+            let (cf, cl) = try featurize(try TaskSuite.load(c), c)
+            print("\(c): \(accuracy(cf, cl))")
+        }
+        for (t, d) in zip(tasks, data) { try RouterFitter.store(d, in: t.path) }
+        printError("stored the router in \(tasks.map(\.path).joined(separator: ", "))")
+    }
+}
