@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+import Braid
+
+/// Router fitting on synthetic features, the threshold fallback, and mixed-route batches.
+struct RouterTests {
+    /// Three clusters (two tasks and "none") in 16 dimensions.
+    func clusters(_ rng: inout Xoshiro256, perClass: Int) -> ([[Float]], [Int]) {
+        let centers: [[Float]] = (0..<3).map { c in (0..<16).map { j in j % 3 == c ? 3 : 0 } }
+        var f: [[Float]] = [], l: [Int] = []
+        for c in 0..<3 {
+            for _ in 0..<perClass {
+                f.append(centers[c].map { $0 + (rng.nextUnit() * 2 - 1) })
+                l.append(c)
+            }
+        }
+        return (f, l)
+    }
+
+    func tinyVectors(_ n: Int) throws -> (LlamaModel, [TaskVector]) {
+        let base = try LlamaModel(path: try TinyModel.write(seed: 1), threads: 2)
+        let vectors = try (0..<n).map { i -> TaskVector in
+            let source = try DeltaSource.fineTunedGGUF(try TinyModel.write(seed: 20 + UInt64(i)), base: base)
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("braid-r\(i)-\(UUID().uuidString).tv.gguf").path
+            try Compressor.compress(source, base: base, baseSHA256: "s", task: "t\(i)", description: "", options: CompressionOptions()).write(to: path)
+            return try TaskVector(path: path, base: base, baseSHA256: "s")
+        }
+        return (base, vectors)
+    }
+
+    @Test(arguments: ["linear", "centroid"])
+    func fitsAndPredictsSyntheticClusters(classifier: String) throws {
+        var rng = Xoshiro256(seed: 3)
+        let (train, labels) = clusters(&rng, perClass: 40)
+        let (test, testLabels) = clusters(&rng, perClass: 20)
+        let (_, vectors) = try tinyVectors(2)
+        let router = Router(tasks: vectors, data: RouterFitter.fit(features: train, labels: labels, taskCount: 2, classifier: classifier))
+        var right = 0
+        for (x, y) in zip(test, testLabels) {
+            let p = router.probabilities(x)
+            #expect(abs(p.reduce(0, +) - 1) < 1e-4)
+            if p.indices.max(by: { p[$0] < p[$1] }) == y { right += 1 }
+        }
+        #expect(right == test.count)
+        let (route, _) = router.route(test[0], mode: .auto)
+        #expect(route.terms.count == 1 && route.terms[0].vector === vectors[0])
+        let (none, _) = router.route(test[test.count - 1], mode: .auto)
+        #expect(none.isBase)
+    }
+
+    @Test func autoFallsBackToTheBaseBelowTheThreshold() throws {
+        var rng = Xoshiro256(seed: 5)
+        let (train, labels) = clusters(&rng, perClass: 30)
+        let (_, vectors) = try tinyVectors(2)
+        let ambiguous = (0..<16).map { j -> Float in j % 3 == 2 ? 0 : 1.5 }  // halfway between the two tasks
+        let sure = Router(tasks: vectors, data: RouterFitter.fit(features: train, labels: labels, taskCount: 2, threshold: 0.0))
+        let p = sure.probabilities(ambiguous)
+        #expect(max(p[0], p[1]) < 0.99)
+        #expect(!sure.route(ambiguous, mode: .auto).route.isBase)
+        let strict = Router(tasks: vectors, data: RouterFitter.fit(features: train, labels: labels, taskCount: 2, threshold: 0.99))
+        #expect(strict.route(ambiguous, mode: .auto).route.isBase)
+        #expect(strict.route(ambiguous, mode: .none).route.isBase)
+        let blend = sure.route(ambiguous, mode: .blend, blendK: 2).route
+        #expect(blend.terms.count == 2)
+    }
+
+    /// Four prompts with four different routes decoded together give the same greedy tokens as
+    /// each run alone.
+    @Test func mixedRouteBatchEqualsOneByOne() throws {
+        let (base, vectors) = try tinyVectors(3)
+        let tokenizer = try BPETokenizer(tokens: (0..<96).map { String(UnicodeScalar(UInt8(33 + $0))) }, tokenTypes: [],
+                                         merges: [], bosID: nil, eosID: 95, addBOS: false)
+        let routes = [Route.base, Route([(vectors[0], 1)]), Route([(vectors[1], 1)]), Route([(vectors[2], 0.5), (vectors[0], 0.5)])]
+        let requests = routes.enumerated().map { i, r in
+            BatchRunner.Request(prompt: (0..<(5 + i)).map { Int32(($0 * 7 + i) % 90) }, route: r)
+        }
+        let together = try BatchRunner(model: base, tokenizer: tokenizer, batch: 4, maxTokens: 12).run(requests)
+        let alone = try requests.map { try BatchRunner(model: base, tokenizer: tokenizer, batch: 1, maxTokens: 12).run([$0])[0] }
+        #expect(together.map(\.tokens) == alone.map(\.tokens))
+        #expect(Set(together.map(\.tokens)).count > 1)
+    }
+}
