@@ -16,6 +16,9 @@ public final class BatchRunner {
     public struct Answer {
         public var tokens: [Int32] = []
         public var finishReason: FinishReason = .length
+        /// From the request's prefill to its last token (other requests share those steps).
+        public var seconds = 0.0
+        public var promptSeconds = 0.0
     }
 
     public let model: LlamaModel
@@ -33,7 +36,15 @@ public final class BatchRunner {
     /// Answers in request order; `progress(done, total)` after each finished request.
     public func run(_ requests: [Request], progress: (Int, Int) -> Void = { _, _ in }) throws -> [Answer] {
         var answers = [Answer](repeating: Answer(), count: requests.count)
-        struct Slot { var request: Int; var cache: KVCache; var next: Int32 }
+        struct Slot { var request: Int; var cache: KVCache; var next: Int32; var start: UInt64 }
+        func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+        var started = [UInt64](repeating: 0, count: requests.count)
+        func finish(_ i: Int, _ reason: FinishReason) {
+            answers[i].finishReason = reason
+            answers[i].seconds = Double(now() - started[i]) / 1e9
+            done += 1
+            progress(done, requests.count)
+        }
         var slots: [Slot] = []
         var nextRequest = 0
         var done = 0
@@ -44,31 +55,31 @@ public final class BatchRunner {
         func start(_ i: Int) throws -> Slot? {
             let cache = spare.removeLast()
             cache.reset()
+            started[i] = now()
             let logits = try model.prefill(requests[i].prompt, cache: cache, route: requests[i].route)
+            answers[i].promptSeconds = Double(now() - started[i]) / 1e9
             let first = Int32(Ops.argmax(logits))
             if tokenizer.endOfGeneration.contains(first) || maxTokens == 0 {
-                answers[i].finishReason = tokenizer.endOfGeneration.contains(first) ? .stop : .length
                 spare.append(cache)
+                finish(i, tokenizer.endOfGeneration.contains(first) ? .stop : .length)
                 return nil
             }
             answers[i].tokens.append(first)
-            return Slot(request: i, cache: cache, next: first)
+            return Slot(request: i, cache: cache, next: first, start: started[i])
         }
 
         while true {
             while slots.count < batch && nextRequest < requests.count {
                 let i = nextRequest
                 nextRequest += 1
-                if let s = try start(i) { slots.append(s) } else { done += 1; progress(done, requests.count) }
+                if let s = try start(i) { slots.append(s) }
             }
             if slots.isEmpty { break }
             // Finish slots that reached the token limit before spending a step on them.
             let step = slots.filter { answers[$0.request].tokens.count < maxTokens }
             for s in slots where answers[s.request].tokens.count >= maxTokens {
-                answers[s.request].finishReason = .length
                 spare.append(s.cache)
-                done += 1
-                progress(done, requests.count)
+                finish(s.request, .length)
             }
             slots = step
             if slots.isEmpty { continue }
@@ -78,10 +89,8 @@ public final class BatchRunner {
             for (j, var s) in slots.enumerated() {
                 let id = Int32(Ops.argmax(model.logits(j)))
                 if tokenizer.endOfGeneration.contains(id) {
-                    answers[s.request].finishReason = .stop
                     spare.append(s.cache)
-                    done += 1
-                    progress(done, requests.count)
+                    finish(s.request, .stop)
                 } else {
                     answers[s.request].tokens.append(id)
                     s.next = id
