@@ -13,7 +13,7 @@ struct QueryRouting {
         self.router = router
         self.mode = mode
         self.blendK = options.blendK
-        features = QueryFeatures(model: rt.model, tokenizer: rt.tokenizer, template: rt.template)
+        features = QueryFeatures(model: rt.model, tokenizer: rt.tokenizer, template: rt.template, layers: router.featureLayers)
     }
 
     /// The route for a user message and a line describing it (route, probabilities, cost).

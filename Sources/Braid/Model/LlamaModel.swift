@@ -61,7 +61,7 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// Feeds `tokens` to `cache` from its current end, in chunks; returns the last token's logits.
     @discardableResult
-    public func prefill(_ tokens: [Int32], cache: KVCache, route: Route = .base) throws -> UnsafeBufferPointer<Float> {
+    public func prefill(_ tokens: [Int32], cache: KVCache, route: Route = .base, layers: Int? = nil) throws -> UnsafeBufferPointer<Float> {
         guard !tokens.isEmpty else { throw BraidError.invalidArgument("nothing to evaluate: the prompt has no tokens") }
         guard cache.count + tokens.count <= cache.capacity else {
             throw BraidError.promptTooLong(tokens: cache.count + tokens.count, context: cache.capacity)
@@ -71,7 +71,7 @@ public final class LlamaModel: @unchecked Sendable {
             let end = min(tokens.count, start + maxBatch)
             let base = cache.count
             let batch = (start..<end).map { BatchEntry(token: tokens[$0], position: base + $0 - start, cache: cache, route: route) }
-            try forward(batch, outputs: end == tokens.count ? [batch.count - 1] : [])
+            try forward(batch, outputs: end == tokens.count && layers == nil ? [batch.count - 1] : [], layers: layers)
             start = end
         }
         return logits(0)
@@ -85,7 +85,8 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     /// Runs the batch; logits of the columns listed in `outputs` land in `logits(0..)` in that order.
-    public func forward(_ batch: [BatchEntry], outputs: [Int]) throws {
+    /// `layers` stops after that many blocks (router features; the cache then holds only those).
+    public func forward(_ batch: [BatchEntry], outputs: [Int], layers: Int? = nil) throws {
         let n = batch.count
         guard n > 0, n <= maxBatch, outputs.count <= maxBatch else {
             throw BraidError.invalidArgument("batch of \(n) columns (at most \(maxBatch))")
@@ -131,7 +132,7 @@ public final class LlamaModel: @unchecked Sendable {
         let group = c.headCount / c.headCountKV
         let scale = 1 / Float(c.headDim).squareRoot()
 
-        for (l, w) in weights.layers.enumerated() {
+        for (l, w) in weights.layers.prefix(layers ?? weights.layers.count).enumerated() {
             // attention
             norm(x, w.attnNorm, batch, { $0.attnNorm[l] }, into: xb)
             observer?(l, 0, xb, n)

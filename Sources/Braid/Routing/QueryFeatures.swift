@@ -1,36 +1,55 @@
 /// The router's view of a query (DESIGN.md §4): the mean of the base model's final-norm hidden
-/// states over the tokens of the user message, from one base prefill.
-public struct QueryFeatures {
+/// states over the tokens of the user message. The system prompt and the user header are the
+/// same for every query, so their keys and values are computed once and kept; each query then
+/// runs only its own tokens, through the first `layers` blocks (all by default).
+public final class QueryFeatures: @unchecked Sendable {
     public let model: LlamaModel
     public let tokenizer: BPETokenizer
     public let template: ChatTemplate
+    public let layers: Int?
+    private let prefix: [Int32]
+    private var cache: KVCache?
 
-    public init(model: LlamaModel, tokenizer: BPETokenizer, template: ChatTemplate) {
+    public init(model: LlamaModel, tokenizer: BPETokenizer, template: ChatTemplate, layers: Int? = nil) {
         self.model = model
         self.tokenizer = tokenizer
         self.template = template
+        self.layers = layers
+        prefix = tokenizer.encode(template.render([], addGenerationPrompt: false) + "<|im_start|>user\n")
     }
 
     /// Features of one user message (in the context of the default system prompt).
     public func features(_ message: String) throws -> [Float] {
-        let prefix = template.render([], addGenerationPrompt: false) + "<|im_start|>user\n"
-        let start = tokenizer.encode(prefix).count
-        let ids = tokenizer.encode(prefix + message)
+        var ids = tokenizer.encode(template.render([], addGenerationPrompt: false) + "<|im_start|>user\n" + message)
+        let capacity = max(ids.count + 1, 512)
+        if cache == nil || cache!.capacity < capacity {
+            cache = model.makeCache(capacity: capacity)
+            try model.prefill(prefix, cache: cache!, layers: layers)
+        }
+        let cache = self.cache!
+        if ids.starts(with: prefix) {
+            cache.truncate(to: prefix.count)
+            ids.removeFirst(prefix.count)
+        } else {
+            cache.reset()  // the message changed how its start tokenises: run it all, count only the message
+        }
+        let skip = cache.count == 0 ? prefix.count : 0
+        guard !ids.isEmpty else { throw BraidError.invalidArgument("the message is empty") }
         let d = model.config.embeddingLength
         var sum = [Double](repeating: 0, count: d)
         var count = 0
         var position = 0
         model.observer = { layer, input, values, columns in
             guard layer == -1 && input == 4 else { return }
-            for c in 0..<columns where position + c >= start {
+            for c in 0..<columns where position + c >= skip {
                 for j in 0..<d { sum[j] += Double(values[c * d + j]) }
                 count += 1
             }
             position += columns
         }
         defer { model.observer = nil }
-        let cache = model.makeCache(capacity: ids.count + 1)
-        try model.prefill(ids, cache: cache)
+        try model.prefill(ids, cache: cache, layers: layers)
+        if skip > 0 { self.cache = nil }  // its prefix is gone; rebuild next time
         return sum.map { Float($0 / Double(max(count, 1))) }
     }
 }

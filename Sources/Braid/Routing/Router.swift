@@ -15,6 +15,8 @@ public struct RouterData: Codable, Sendable {
         /// Softmax temperature of the centroid classifier's cosine scores.
         public var temperature: Float
         public var classifier: String
+        /// Blocks the features are taken after (nil: all of them).
+        public var featureLayers: Int?
     }
     public var shared: Shared
     public var centroid: [Float]
@@ -94,6 +96,7 @@ public struct Router: @unchecked Sendable {
     }
 
     public var labels: [String] { tasks.map(\.name) + ["none"] }
+    public var featureLayers: Int? { shared.featureLayers }
 
     func dot(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
     func norm(_ a: [Float]) -> Float { dot(a, a).squareRoot() }

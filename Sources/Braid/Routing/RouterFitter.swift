@@ -4,7 +4,7 @@ import Foundation
 /// and a multinomial logistic regression (full-batch gradient descent, L2) on the same.
 public enum RouterFitter {
     /// `labels[i]` is a task index, or `taskCount` for "none".
-    public static func fit(features: [[Float]], labels: [Int], taskCount: Int, classifier: String = "linear",
+    public static func fit(features: [[Float]], labels: [Int], taskCount: Int, classifier: String = "linear", featureLayers: Int? = nil,
                            threshold: Float = 0.5, temperature: Float = 0.05, epochs: Int = 300,
                            learningRate: Float = 0.5, l2: Float = 1e-3) -> [RouterData] {
         let d = features[0].count, n = features.count, k = taskCount + 1
@@ -49,7 +49,7 @@ public enum RouterFitter {
         }
         let shared = RouterData.Shared(featureMean: mean, featureScale: scale, noneCentroid: centroids[taskCount],
                                        noneWeight: w[taskCount], noneBias: b[taskCount], threshold: threshold,
-                                       temperature: temperature, classifier: classifier)
+                                       temperature: temperature, classifier: classifier, featureLayers: featureLayers)
         return (0..<taskCount).map { RouterData(shared: shared, centroid: centroids[$0], weight: w[$0], bias: b[$0]) }
     }
 

@@ -37,6 +37,9 @@ struct RouterFit: ParsableCommand {
     @Option(help: "linear (softmax regression) or centroid (cosine to class means).")
     var classifier: String = "linear"
 
+    @Option(help: "Take the features after this many blocks (cheaper routing; default: all).")
+    var featureLayers: Int?
+
     @Option(help: "Below this probability auto mode keeps the base.")
     var threshold: Float = 0.5
 
@@ -54,7 +57,7 @@ struct RouterFit: ParsableCommand {
         let rt = try Runtime(modelOptions)
         let tasks = try loadTaskVectors(taskOptions.taskDir, model: rt.model)
         let names = tasks.map(\.name)
-        let featurizer = QueryFeatures(model: rt.model, tokenizer: rt.tokenizer, template: rt.template)
+        let featurizer = QueryFeatures(model: rt.model, tokenizer: rt.tokenizer, template: rt.template, layers: featureLayers)
         func label(_ task: String) -> Int? { task == "general" ? names.count : names.firstIndex(of: task) }
         func featurize(_ examples: [TaskExample], _ what: String) throws -> ([[Float]], [Int]) {
             let bar = ProgressBar("features \(what)", quiet: quiet)
@@ -73,7 +76,7 @@ struct RouterFit: ParsableCommand {
         for g in general { train += try TaskSuite.load(g).map { TaskExample(task: "general", prompt: $0.prompt, answer: nil) } }
         for e in extra where FileManager.default.fileExists(atPath: e) { train += try TaskSuite.load(e) }
         let (features, labels) = try featurize(train, "fit")
-        let data = RouterFitter.fit(features: features, labels: labels, taskCount: names.count, classifier: classifier, threshold: threshold)
+        let data = RouterFitter.fit(features: features, labels: labels, taskCount: names.count, classifier: classifier, featureLayers: featureLayers, threshold: threshold)
         let router = Router(tasks: tasks, data: data)
         func accuracy(_ f: [[Float]], _ l: [Int]) -> String {
             var right = [Int](repeating: 0, count: names.count + 1), total = right
