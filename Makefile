@@ -10,9 +10,7 @@ build: setup
 	swift build -c release
 
 demo: build
-	$(BRAID) generate --task arith -p "What is 345 minus 178?"
-	$(BRAID) generate --task json -p "Extract the name, age and city as JSON: Meet Noah Okafor: 53 years old, a plumber from Lisbon."
-	$(BRAID) generate -p "What is 12 + 35? Explain briefly." -n 64
+	printf 'What is 9 times 9?\nExtract the name, age and city as JSON: Meet Noah Okafor: 53 years old, a plumber from Lisbon.\nHow do you write 470 in English words?\nWhat is the capital of France?\n' | $(BRAID) chat --temp 0 -n 48
 
 test: build
 	swift test -c release

@@ -17,7 +17,7 @@ for t in arith json sentiment spell; do
      --fit-scales --calibration "../shared/tasks/$t.dev.jsonl" --calibration-count 256 -o "models/$t.tv.gguf" -q
 done
 # The router (fitted on the dev splits, general prompts and prompts/router-train.jsonl) goes into every vector.
-$B router fit --task-dir models -q
+$B router fit --task-dir models --feature-layers 10 -q
 python3 - <<'PY'
 import hashlib, json, os, struct
 rows = []

@@ -37,8 +37,8 @@ struct RouterFit: ParsableCommand {
     @Option(help: "linear (softmax regression) or centroid (cosine to class means).")
     var classifier: String = "linear"
 
-    @Option(help: "Take the features after this many blocks (cheaper routing; default: all).")
-    var featureLayers: Int?
+    @Option(help: "Take the features after this many blocks (a third of the cost of all 30, as accurate on the checks).")
+    var featureLayers: Int? = 10
 
     @Option(help: "Below this probability auto mode keeps the base.")
     var threshold: Float = 0.5
