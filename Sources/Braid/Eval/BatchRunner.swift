@@ -25,6 +25,10 @@ public final class BatchRunner {
     public let tokenizer: BPETokenizer
     public let batch: Int
     public let maxTokens: Int
+    /// Of the last run: seconds spent in prefills and in decode steps, tokens made by decode steps.
+    public private(set) var prefillSeconds = 0.0
+    public private(set) var decodeSeconds = 0.0
+    public private(set) var decodedTokens = 0
 
     public init(model: LlamaModel, tokenizer: BPETokenizer, batch: Int, maxTokens: Int) {
         self.model = model
@@ -35,6 +39,9 @@ public final class BatchRunner {
 
     /// Answers in request order; `progress(done, total)` after each finished request.
     public func run(_ requests: [Request], progress: (Int, Int) -> Void = { _, _ in }) throws -> [Answer] {
+        prefillSeconds = 0
+        decodeSeconds = 0
+        decodedTokens = 0
         var answers = [Answer](repeating: Answer(), count: requests.count)
         struct Slot { var request: Int; var cache: KVCache; var next: Int32; var start: UInt64 }
         func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
@@ -58,6 +65,7 @@ public final class BatchRunner {
             started[i] = now()
             let logits = try model.prefill(requests[i].prompt, cache: cache, route: requests[i].route)
             answers[i].promptSeconds = Double(now() - started[i]) / 1e9
+            prefillSeconds += answers[i].promptSeconds
             let first = Int32(Ops.argmax(logits))
             if tokenizer.endOfGeneration.contains(first) || maxTokens == 0 {
                 spare.append(cache)
@@ -84,7 +92,10 @@ public final class BatchRunner {
             slots = step
             if slots.isEmpty { continue }
             let entries = slots.map { BatchEntry(token: $0.next, position: $0.cache.count, cache: $0.cache, route: requests[$0.request].route) }
+            let stepStart = now()
             try model.forward(entries, outputs: Array(entries.indices))
+            decodeSeconds += Double(now() - stepStart) / 1e9
+            decodedTokens += entries.count
             var kept: [Slot] = []
             for (j, var s) in slots.enumerated() {
                 let id = Int32(Ops.argmax(model.logits(j)))

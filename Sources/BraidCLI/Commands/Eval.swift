@@ -26,6 +26,9 @@ struct Eval: ParsableCommand {
     @Option(help: "Sequences decoded together.")
     var batch: Int = 8
 
+    @Option(help: "Run task routes on merged weights built once per route (q8_0 or f16) instead of on the fly.")
+    var materialize: String?
+
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -34,6 +37,10 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let rt = try Runtime(modelOptions)
+        if let m = materialize {
+            guard m == "q8_0" || m == "f16" else { throw ValidationError("--materialize must be q8_0 or f16") }
+            rt.model.materialized = MaterializedCache(budgetBytes: 1 << 30, type: m == "f16" ? .f16 : .q8_0)
+        }
         let taskNames = tasks.split(separator: ",").map(String.init)
         var examples: [TaskExample] = []
         for t in taskNames {

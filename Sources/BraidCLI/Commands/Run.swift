@@ -83,7 +83,8 @@ struct Run: ParsableCommand {
         }
         let bar = ProgressBar("run", quiet: quiet)
         let start = Date()
-        let answers = try BatchRunner(model: rt.model, tokenizer: rt.tokenizer, batch: batch, maxTokens: maxTokens).run(requests, progress: bar.update)
+        let runner = BatchRunner(model: rt.model, tokenizer: rt.tokenizer, batch: batch, maxTokens: maxTokens)
+        let answers = try runner.run(requests, progress: bar.update)
         let seconds = Date().timeIntervalSince(start)
 
         let out = output.flatMap { $0 == "-" ? nil : $0 }
@@ -116,10 +117,14 @@ struct Run: ParsableCommand {
         let routeMs = routes.map(\.2).reduce(0, +) / Double(max(routes.count, 1))
         var sum: [String: Any] = ["lines": lines.count, "batch": batch, "seconds": seconds, "generated_tokens": generated,
                                   "tokens_per_second": Double(generated) / seconds, "mean_route_ms": routeMs,
+                                  "prefill_seconds": runner.prefillSeconds, "decode_seconds": runner.decodeSeconds,
+                                  "decode_tokens_per_second": Double(runner.decodedTokens) / max(runner.decodeSeconds, 1e-9),
                                   "peak_rss_bytes": MemoryReport.current().peakRSS]
         if !perTask.isEmpty { sum["accuracy"] = perTask.mapValues { 100 * Double($0.0) / Double($0.1) } }
-        printError(String(format: "run: %d lines in %.1f s, %d tokens, %.1f tok/s (batch %d), routing %.1f ms/line, peak RSS %@",
-                          lines.count, seconds, generated, Double(generated) / seconds, batch, routeMs, MemoryReport.mib(MemoryReport.current().peakRSS)))
+        printError(String(format: "run: %d lines in %.1f s, %d tokens, %.1f tok/s (batch %d; decode steps %.1f tok/s, prefill %.1f s), routing %.1f ms/line, peak RSS %@",
+                          lines.count, seconds, generated, Double(generated) / seconds, batch,
+                          Double(runner.decodedTokens) / max(runner.decodeSeconds, 1e-9), runner.prefillSeconds,
+                          routeMs, MemoryReport.mib(MemoryReport.current().peakRSS)))
         for (t, (r, n)) in perTask.sorted(by: { $0.key < $1.key }) { printError(String(format: "  %@: %.1f%% of %d", t, 100 * Double(r) / Double(n), n)) }
         if let summary {
             try JSONSerialization.data(withJSONObject: sum, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: summary))
