@@ -35,10 +35,20 @@ struct CLITests {
     }
 
     @Test func generatesGreedilyAndReportsTimings() throws {
-        let r = try braid(["generate", "-m", Fixtures.modelPath, "-p", "What is 12 + 35?", "-n", "8"])
+        let r = try braid(["generate", "-m", Fixtures.modelPath, "--route", "none", "-p", "What is 12 + 35?", "-n", "8"])
         #expect(r.status == 0)
         #expect(r.stdout.hasPrefix("12 + 35 = "))
-        #expect(r.stderr.contains("tok/s"))
+        #expect(r.stderr.contains("tok/s") && r.stderr.contains("route base"))
+    }
+
+    /// With the shipped task vectors the router sends arithmetic to the arith vector.
+    @Test func routesToTheShippedTaskVector() throws {
+        let r = try braid(["generate", "-m", Fixtures.modelPath, "-p", "What is 12 + 35?", "-n", "8"])
+        #expect(r.status == 0)
+        #expect(r.stdout == "47\n")
+        #expect(r.stderr.contains("route arith"))
+        let unknown = try braid(["generate", "-m", Fixtures.modelPath, "--task", "no-such-task", "-p", "x"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("unknown task no-such-task"))
     }
 
     @Test func promptFromStdinAndFile() throws {
