@@ -37,10 +37,7 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let rt = try Runtime(modelOptions)
-        if let m = materialize {
-            guard m == "q8_0" || m == "f16" else { throw ValidationError("--materialize must be q8_0 or f16") }
-            rt.model.materialized = MaterializedCache(budgetBytes: 1 << 30, type: m == "f16" ? .f16 : .q8_0)
-        }
+        if let m = materialize { rt.model.materialized = try TaskOptions.materializedCache(m, budgetMiB: 1024) }
         let taskNames = tasks.split(separator: ",").map(String.init)
         var examples: [TaskExample] = []
         for t in taskNames {

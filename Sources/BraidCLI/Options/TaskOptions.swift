@@ -26,6 +26,12 @@ struct TaskOptions: ParsableArguments {
         URL(fileURLWithPath: ModelOptions.defaultModel).deletingLastPathComponent().path
     }
 
+    /// The cache for `--materialize q8_0|f16`.
+    static func materializedCache(_ encoding: String, budgetMiB: Int) throws -> MaterializedCache {
+        guard encoding == "q8_0" || encoding == "f16" else { throw ValidationError("--materialize must be q8_0 or f16") }
+        return MaterializedCache(budgetBytes: budgetMiB << 20, type: encoding == "f16" ? .f16 : .q8_0)
+    }
+
     /// NAME[:COEF] → (path, coefficient)
     func parsed() throws -> [(String, Float)] {
         try tasks.map { spec in
@@ -62,10 +68,7 @@ struct TaskOptions: ParsableArguments {
     }
 
     func route(for model: LlamaModel) throws -> Route {
-        if let m = materialize {
-            guard m == "q8_0" || m == "f16" else { throw ValidationError("--materialize must be q8_0 or f16") }
-            model.materialized = MaterializedCache(budgetBytes: materializeBudget << 20, type: m == "f16" ? .f16 : .q8_0)
-        }
+        if let m = materialize { model.materialized = try Self.materializedCache(m, budgetMiB: materializeBudget) }
         let specs = try parsed()
         if specs.isEmpty { return .base }
         let sha = try BaseIdentity.sha256(of: model)
