@@ -78,12 +78,7 @@ struct Eval: ParsableCommand {
         if spec == "base" { return .base }
         let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
         guard parts.count == 2, ["delta", "tv"].contains(parts[0]) else { throw ValidationError("unknown config spec \(spec) (base, delta:DIR or tv:DIR)") }
-        let dir = parts[1]
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-        let suffix = parts[0] == "tv" ? ".tv.gguf" : ".gguf"
-        guard let file = files.sorted().first(where: { $0.hasPrefix(task + ".") && $0.hasSuffix(suffix) }) else {
-            throw ValidationError("no \(suffix) file for task \(task) in \(dir)")
-        }
-        return Route([(try TaskVector(path: "\(dir)/\(file)", base: model, baseSHA256: sha), 1)])
+        let path = try taskFile(parts[1], task: task, suffix: parts[0] == "tv" ? ".tv.gguf" : ".gguf")
+        return Route([(try TaskVector(path: path, base: model, baseSHA256: sha), 1)])
     }
 }

@@ -36,13 +36,7 @@ struct Footprint: ParsableCommand {
         let taskNames = tasks.split(separator: ",").map(String.init)
         try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
         let model = try modelOptions.load()
-        let deltaFiles = try taskNames.map { t -> String in
-            let files = (try? FileManager.default.contentsOfDirectory(atPath: deltas)) ?? []
-            guard let f = files.sorted().first(where: { $0.hasPrefix(t + ".") && $0.hasSuffix(".gguf") }) else {
-                throw ValidationError("no delta for task \(t) in \(deltas)")
-            }
-            return "\(deltas)/\(f)"
-        }
+        let deltaFiles = try taskNames.map { try taskFile(deltas, task: $0, suffix: ".gguf") }
         let vectorFiles = try taskNames.map { t -> String in
             let p = "\(taskOptions.taskDir)/\(t).tv.gguf"
             guard FileManager.default.fileExists(atPath: p) else { throw ValidationError("no task vector \(p) (run scripts/build-task-vectors.sh)") }

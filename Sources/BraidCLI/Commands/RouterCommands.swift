@@ -6,14 +6,6 @@ struct RouterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "router", abstract: "Fit the query router.", subcommands: [RouterFit.self])
 }
 
-/// The task vectors of a folder, loaded for the base.
-func loadTaskVectors(_ dir: String, model: LlamaModel) throws -> [TaskVector] {
-    let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".tv.gguf") }.sorted()
-    guard !files.isEmpty else { throw ValidationError("no task vectors (*.tv.gguf) in \(dir)") }
-    let sha = try BaseIdentity.sha256(of: model)
-    return try files.map { try TaskVector(path: "\(dir)/\($0)", base: model, baseSHA256: sha) }
-}
-
 struct RouterFit: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fit",

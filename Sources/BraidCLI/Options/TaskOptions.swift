@@ -46,8 +46,7 @@ struct TaskOptions: ParsableArguments {
             }
             let path = URL(fileURLWithPath: taskDir).appendingPathComponent(name + ".tv.gguf").path
             guard FileManager.default.fileExists(atPath: path) else {
-                let known = (try? FileManager.default.contentsOfDirectory(atPath: taskDir))?
-                    .filter { $0.hasSuffix(".tv.gguf") }.map { String($0.dropLast(8)) }.sorted() ?? []
+                let known = files(in: taskDir, suffix: ".tv.gguf").map { String($0.dropLast(8)) }
                 throw ValidationError("unknown task \(name) (known in \(taskDir): \(known.isEmpty ? "none" : known.joined(separator: ", ")))")
             }
             return (path, coefficient)
@@ -60,11 +59,8 @@ struct TaskOptions: ParsableArguments {
         guard tasks.isEmpty else { return nil }
         guard let mode = RoutingMode(rawValue: route) else { throw ValidationError("--route must be auto, blend or none") }
         if mode == .none { return nil }
-        let files = ((try? FileManager.default.contentsOfDirectory(atPath: taskDir)) ?? []).filter { $0.hasSuffix(".tv.gguf") }
-        if files.isEmpty { return nil }
-        let sha = try BaseIdentity.sha256(of: model)
-        let vectors = try files.sorted().map { try TaskVector(path: "\(taskDir)/\($0)", base: model, baseSHA256: sha) }
-        return (try Router(tasks: vectors), mode)
+        if files(in: taskDir, suffix: ".tv.gguf").isEmpty { return nil }
+        return (try Router(tasks: loadTaskVectors(taskDir, model: model)), mode)
     }
 
     func route(for model: LlamaModel) throws -> Route {
