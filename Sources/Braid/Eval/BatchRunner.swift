@@ -2,14 +2,18 @@ import Foundation
 
 /// Greedy answers for many prompts at once: up to `batch` sequences decode together, each
 /// with its own KV cache and route, in one forward pass per step — every weight is read once
-/// per step for all of them (the Punica / S-LoRA idea on a CPU).
+/// per step for all of them (the Punica / S-LoRA idea on a CPU). Interweaved sequences take
+/// two columns each (base and tuned stream).
 public final class BatchRunner {
     public struct Request {
         public var prompt: [Int32]
         public var route: Route
-        public init(prompt: [Int32], route: Route) {
+        /// The router's probability for the route's task (the adaptive gate's prior).
+        public var prior: Float
+        public init(prompt: [Int32], route: Route, prior: Float = 0.5) {
             self.prompt = prompt
             self.route = route
+            self.prior = prior
         }
     }
 
@@ -23,6 +27,7 @@ public final class BatchRunner {
 
     public let model: LlamaModel
     public let tokenizer: BPETokenizer
+    public let decoder: StreamDecoder
     public let batch: Int
     public let maxTokens: Int
     /// Of the last run: seconds spent in prefills and in decode steps, tokens made by decode steps.
@@ -30,10 +35,11 @@ public final class BatchRunner {
     public private(set) var decodeSeconds = 0.0
     public private(set) var decodedTokens = 0
 
-    public init(model: LlamaModel, tokenizer: BPETokenizer, batch: Int, maxTokens: Int) {
+    public init(model: LlamaModel, tokenizer: BPETokenizer, batch: Int, maxTokens: Int, interweave: InterweaveGate? = nil) {
         self.model = model
         self.tokenizer = tokenizer
-        self.batch = max(1, min(batch, model.maxBatch))
+        decoder = StreamDecoder(model: model, gate: interweave)
+        self.batch = max(1, min(batch, decoder.maxSequences))
         self.maxTokens = maxTokens
     }
 
@@ -43,7 +49,7 @@ public final class BatchRunner {
         decodeSeconds = 0
         decodedTokens = 0
         var answers = [Answer](repeating: Answer(), count: requests.count)
-        struct Slot { var request: Int; var cache: KVCache; var next: Int32; var start: UInt64 }
+        struct Slot { var request: Int; var sequence: DecodeSequence; var next: Int32; var start: UInt64 }
         func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
         var started = [UInt64](repeating: 0, count: requests.count)
         func finish(_ i: Int, _ reason: FinishReason) {
@@ -56,24 +62,28 @@ public final class BatchRunner {
         var nextRequest = 0
         var done = 0
         let capacity = (requests.map(\.prompt.count).max() ?? 0) + maxTokens + 1
-        var spare: [KVCache] = (0..<batch).map { _ in model.makeCache(capacity: capacity) }
+        var spare: [DecodeSequence] = (0..<batch).map { _ in decoder.makeSequence(capacity: capacity) }
 
-        /// Starts request i in a free cache: prefill, first greedy token. False if it ended at once.
+        let marker = tokenizer.id(of: "<|im_start|>")
+        /// Starts request i in a free sequence: prefill, first greedy token. Nil if it ended at once.
         func start(_ i: Int) throws -> Slot? {
-            let cache = spare.removeLast()
-            cache.reset()
+            let sequence = spare.removeLast()
+            sequence.reset()
+            sequence.route = requests[i].route
+            sequence.prior = requests[i].prior
             started[i] = now()
-            let logits = try model.prefill(requests[i].prompt, cache: cache, route: requests[i].route)
+            let prompt = requests[i].prompt
+            let logits = try decoder.prefill(sequence, prompt, queryStart: Generator.queryStart(prompt, marker: marker))
             answers[i].promptSeconds = Double(now() - started[i]) / 1e9
             prefillSeconds += answers[i].promptSeconds
             let first = Int32(Ops.argmax(logits))
             if tokenizer.endOfGeneration.contains(first) || maxTokens == 0 {
-                spare.append(cache)
+                spare.append(sequence)
                 finish(i, tokenizer.endOfGeneration.contains(first) ? .stop : .length)
                 return nil
             }
             answers[i].tokens.append(first)
-            return Slot(request: i, cache: cache, next: first, start: started[i])
+            return Slot(request: i, sequence: sequence, next: first, start: started[i])
         }
 
         while true {
@@ -86,21 +96,20 @@ public final class BatchRunner {
             // Finish slots that reached the token limit before spending a step on them.
             let step = slots.filter { answers[$0.request].tokens.count < maxTokens }
             for s in slots where answers[s.request].tokens.count >= maxTokens {
-                spare.append(s.cache)
+                spare.append(s.sequence)
                 finish(s.request, .length)
             }
             slots = step
             if slots.isEmpty { continue }
-            let entries = slots.map { BatchEntry(token: $0.next, position: $0.cache.count, cache: $0.cache, route: requests[$0.request].route) }
             let stepStart = now()
-            try model.forward(entries, outputs: Array(entries.indices))
+            try decoder.step(slots.map(\.sequence), slots.map(\.next))
             decodeSeconds += Double(now() - stepStart) / 1e9
-            decodedTokens += entries.count
+            decodedTokens += slots.count
             var kept: [Slot] = []
             for (j, var s) in slots.enumerated() {
-                let id = Int32(Ops.argmax(model.logits(j)))
+                let id = Int32(Ops.argmax(decoder.logits(j)))
                 if tokenizer.endOfGeneration.contains(id) {
-                    spare.append(s.cache)
+                    spare.append(s.sequence)
                     finish(s.request, .stop)
                 } else {
                     answers[s.request].tokens.append(id)

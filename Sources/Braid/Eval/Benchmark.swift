@@ -31,9 +31,12 @@ public struct Benchmark {
 
     public let model: LlamaModel
     public let route: Route
-    public init(model: LlamaModel, route: Route = .base) {
+    /// Interweave the route with the base stream (nil: single stream).
+    public let interweave: InterweaveGate?
+    public init(model: LlamaModel, route: Route = .base, interweave: InterweaveGate? = nil) {
         self.model = model
         self.route = route
+        self.interweave = interweave
     }
 
     /// Runs `test` once as a warm-up, then `repetitions` timed times.
@@ -41,16 +44,17 @@ public struct Benchmark {
         var rng = Xoshiro256(seed: 42)
         let vocab = UInt64(model.config.vocabularySize)
         let tokens = (0..<test.tokens).map { _ in Int32(rng.next() % vocab) }
-        let cache = model.makeCache(capacity: test.tokens + 1)
+        let decoder = StreamDecoder(model: model, gate: interweave)
+        let sequence = decoder.makeSequence(capacity: test.tokens + 1, route: route)
         var rates: [Double] = []
         for rep in 0...repetitions {
-            cache.reset()
+            sequence.reset()
             let start = DispatchTime.now().uptimeNanoseconds
             switch test {
             case .prompt:
-                try model.prefill(tokens, cache: cache, route: route)
+                try decoder.prefill(sequence, tokens)
             case .generate:
-                for t in tokens { try model.decode(t, cache: cache, route: route) }
+                for t in tokens { try decoder.step([sequence], [t]) }
             }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             if rep > 0 { rates.append(Double(test.tokens) / seconds) }

@@ -8,6 +8,8 @@ public struct Evaluator {
     public let template: ChatTemplate
     public var maxTokens = 48
     public var batch = 8
+    /// Interweave each routed answer with the base stream (nil: single stream).
+    public var interweave: InterweaveGate?
 
     public init(model: LlamaModel, tokenizer: BPETokenizer, template: ChatTemplate) {
         self.model = model
@@ -21,13 +23,14 @@ public struct Evaluator {
         public var correct: Bool
     }
 
-    /// Runs every example with the route `route(example)` gives it.
-    public func run(_ examples: [TaskExample], route: (TaskExample) -> Route,
+    /// Runs every example with the route `route(example)` gives it; `prior(example)` is the
+    /// router's probability of that route's task (for the adaptive gate).
+    public func run(_ examples: [TaskExample], route: (TaskExample) -> Route, prior: (TaskExample) throws -> Float = { _ in 0.5 },
                     progress: (Int, Int) -> Void = { _, _ in }) throws -> [Outcome] {
-        let requests = examples.map {
-            BatchRunner.Request(prompt: tokenizer.encode(template.render([.user($0.prompt)])), route: route($0))
+        let requests = try examples.map {
+            BatchRunner.Request(prompt: tokenizer.encode(template.render([.user($0.prompt)])), route: route($0), prior: try prior($0))
         }
-        let runner = BatchRunner(model: model, tokenizer: tokenizer, batch: batch, maxTokens: maxTokens)
+        let runner = BatchRunner(model: model, tokenizer: tokenizer, batch: batch, maxTokens: maxTokens, interweave: interweave)
         let answers = try runner.run(requests, progress: progress)
         return zip(examples, answers).map { e, a in
             let text = tokenizer.decode(a.tokens)

@@ -1,32 +1,37 @@
 import Foundation
 
-/// Runs prompts through a model on one KV cache: keeps what the cache holds, so a follow-up
-/// prompt that extends the previous one (a chat turn) only evaluates its new tokens.
+/// Runs prompts through a model on one sequence (one KV cache, or two when interweaving):
+/// keeps what the caches hold, so a follow-up prompt that extends the previous one (a chat
+/// turn) only evaluates its new tokens.
 public final class Generator: @unchecked Sendable {
     public let model: LlamaModel
     public let tokenizer: BPETokenizer
-    public let cache: KVCache
-    /// Tokens whose keys and values are in `cache`, in order.
+    public let decoder: StreamDecoder
+    public let sequence: DecodeSequence
+    /// Tokens whose keys and values are in the caches, in order.
     public private(set) var cachedTokens: [Int32] = []
     /// The route the cached keys and values were computed under (another route invalidates them).
     private var cachedRoute = ""
 
-    public init(model: LlamaModel, tokenizer: BPETokenizer, contextLength: Int) {
+    public init(model: LlamaModel, tokenizer: BPETokenizer, contextLength: Int, interweave: InterweaveGate? = nil) {
         self.model = model
         self.tokenizer = tokenizer
-        cache = model.makeCache(capacity: contextLength)
+        decoder = StreamDecoder(model: model, gate: interweave)
+        sequence = decoder.makeSequence(capacity: contextLength)
     }
 
     public func reset() {
-        cache.reset()
+        sequence.reset()
         cachedTokens.removeAll()
     }
 
     /// Generates an answer to `prompt` (token ids, template already applied). `onText` receives
     /// each complete piece of text as it is produced and may return false to stop.
     @discardableResult
-    public func generate(_ prompt: [Int32], route: Route = .base, sampling: SamplingParameters, maxTokens: Int,
+    /// `prior` is the router's probability for the route's task (the adaptive gate uses it).
+    public func generate(_ prompt: [Int32], route: Route = .base, prior: Float = 0.5, sampling: SamplingParameters, maxTokens: Int,
                          onText: (String) -> Bool = { _ in true }) throws -> (tokens: [Int32], stats: GenerationStats) {
+        let cache = sequence.cache
         try sampling.validate()
         guard !prompt.isEmpty else { throw BraidError.invalidArgument("the prompt is empty") }
         guard prompt.count < cache.capacity else {
@@ -40,16 +45,18 @@ public final class Generator: @unchecked Sendable {
             reset()
             cachedRoute = route.label
         }
+        sequence.route = route
+        sequence.prior = prior
         // Reuse the longest cached prefix; at least the last prompt token is evaluated for its logits.
         var keep = zip(cachedTokens, prompt).prefix { $0 == $1 }.count
         keep = min(keep, prompt.count - 1)
-        cache.truncate(to: keep)
+        sequence.truncate(to: keep)
         cachedTokens.removeSubrange(keep...)
         let fresh = Array(prompt[keep...])
         stats.evaluatedPromptTokens = fresh.count
 
         let t0 = DispatchTime.now().uptimeNanoseconds
-        var logits = try model.prefill(fresh, cache: cache, route: route)
+        var logits = try decoder.prefill(sequence, fresh, queryStart: max(0, Self.queryStart(prompt, marker: tokenizer.id(of: "<|im_start|>")) - keep))
         cachedTokens += fresh
         let t1 = DispatchTime.now().uptimeNanoseconds
         stats.promptSeconds = Double(t1 - t0) / 1e9
@@ -71,7 +78,8 @@ public final class Generator: @unchecked Sendable {
                 break
             }
             if output.count == maxTokens || cache.count >= cache.capacity { break }
-            logits = try model.decode(id, cache: cache, route: route)
+            try decoder.step([sequence], [id])
+            logits = decoder.logits(0)
             cachedTokens.append(id)
         }
         let rest = detokenizer.flush()
@@ -79,5 +87,13 @@ public final class Generator: @unchecked Sendable {
         stats.generatedTokens = output.count
         stats.generateSeconds = Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9
         return (output, stats)
+    }
+
+    /// Where the current user turn starts: the second-to-last `<|im_start|>` of a chat prompt
+    /// (the last opens the assistant's answer), else 0. The learned gate summarises from there.
+    public static func queryStart(_ prompt: [Int32], marker: Int32?) -> Int {
+        guard let marker else { return 0 }
+        let starts = prompt.indices.filter { prompt[$0] == marker }
+        return starts.count >= 2 ? starts[starts.count - 2] : 0
     }
 }

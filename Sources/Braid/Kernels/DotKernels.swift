@@ -122,6 +122,30 @@ enum DotKernels {
         #endif
     }
 
+    /// Two consecutive columns c, c+1 (an interweaved pair: base and tuned stream).
+    @inline(__always)
+    static func nibbleDot2<B: NibbleBlock>(_ row: UnsafeRawPointer, _ x: QuantizedActivations, _ c: Int, _: B.Type) -> SIMD2<Float> {
+        #if AVX2
+        let nb = x.blocksPerColumn
+        let q0 = x.q(c), q1 = x.q(c + 1), d0 = x.d(c), d1 = x.d(c + 1)
+        let s0 = B.roundedSums ? x.s(c) : x.exactS(c), s1 = B.roundedSums ? x.s(c + 1) : x.exactS(c + 1)
+        var a0 = _mm256_setzero_ps(), a1 = a0
+        var mins = SIMD2<Float>()
+        for b in 0..<nb {
+            let blk = row + b &* B.stride
+            let (d, m) = B.scales(blk)
+            let w = nibbles(blk, B.self)
+            let o = b &* 32
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(d * d0[b]), products(w, q0 + o), a0)
+            a1 = _mm256_fmadd_ps(_mm256_set1_ps(d * d1[b]), products(w, q1 + o), a1)
+            mins += m * SIMD2(s0[b], s1[b])
+        }
+        return SIMD2(horizontalSum(a0), horizontalSum(a1)) + mins
+        #else
+        return SIMD2(nibbleDot(row, x, c, B.self), nibbleDot(row, x, c + 1, B.self))
+        #endif
+    }
+
     @inline(__always)
     static func q8Dot(_ row: UnsafeRawPointer, _ x: QuantizedActivations, _ c: Int) -> Float {
         let nb = x.blocksPerColumn
@@ -167,6 +191,26 @@ enum DotKernels {
         return SIMD4(horizontalSum(a0), horizontalSum(a1), horizontalSum(a2), horizontalSum(a3))
         #else
         return SIMD4(q8Dot(row, x, c), q8Dot(row, x, c + 1), q8Dot(row, x, c + 2), q8Dot(row, x, c + 3))
+        #endif
+    }
+
+    @inline(__always)
+    static func q8Dot2(_ row: UnsafeRawPointer, _ x: QuantizedActivations, _ c: Int) -> SIMD2<Float> {
+        #if AVX2
+        let nb = x.blocksPerColumn
+        let q0 = x.q(c), q1 = x.q(c + 1), d0 = x.d(c), d1 = x.d(c + 1)
+        var a0 = _mm256_setzero_ps(), a1 = a0
+        for b in 0..<nb {
+            let blk = row + b &* 34
+            let d = BlockCodec.half(blk, 0)
+            let w = blk.loadUnaligned(fromByteOffset: 2, as: SIMD4<Int64>.self)
+            let o = b &* 32
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(d * d0[b]), signedProducts(w, q0 + o), a0)
+            a1 = _mm256_fmadd_ps(_mm256_set1_ps(d * d1[b]), signedProducts(w, q1 + o), a1)
+        }
+        return SIMD2(horizontalSum(a0), horizontalSum(a1))
+        #else
+        return SIMD2(q8Dot(row, x, c), q8Dot(row, x, c + 1))
         #endif
     }
 

@@ -53,6 +53,11 @@ public struct WeightMatrix: @unchecked Sendable {
                     y[(c + 2) &* ldy &+ r] = v[2]; y[(c + 3) &* ldy &+ r] = v[3]
                     c += 4
                 }
+                if c + 2 <= n {
+                    let v = DotKernels.q8Dot2(w, x, c)
+                    y[c &* ldy &+ r] = v[0]; y[(c + 1) &* ldy &+ r] = v[1]
+                    c += 2
+                }
                 while c < n {
                     y[c &* ldy &+ r] = DotKernels.q8Dot(w, x, c)
                     c += 1
@@ -78,6 +83,11 @@ public struct WeightMatrix: @unchecked Sendable {
                 y[c &* ldy &+ r] = v[0]; y[(c + 1) &* ldy &+ r] = v[1]
                 y[(c + 2) &* ldy &+ r] = v[2]; y[(c + 3) &* ldy &+ r] = v[3]
                 c += 4
+            }
+            if c + 2 <= n {
+                let v = DotKernels.nibbleDot2(w, x, c, B.self)
+                y[c &* ldy &+ r] = v[0]; y[(c + 1) &* ldy &+ r] = v[1]
+                c += 2
             }
             while c < n {
                 y[c &* ldy &+ r] = DotKernels.nibbleDot(w, x, c, B.self)

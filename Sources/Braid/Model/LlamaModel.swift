@@ -59,9 +59,24 @@ public final class LlamaModel: @unchecked Sendable {
         UnsafeBufferPointer(start: scratch.logits + i * config.vocabularySize, count: config.vocabularySize)
     }
 
-    /// Feeds `tokens` to `cache` from its current end, in chunks; returns the last token's logits.
+    /// Final-norm hidden state of output column `j` of the last forward call made with `head: false`
+    /// (what interweaving blends before the LM head).
+    public func hidden(_ j: Int) -> UnsafeMutablePointer<Float> {
+        scratch.xb + j * config.embeddingLength
+    }
+
+    /// Logits of hidden(0..<columns) into logits(0..<columns): the LM head alone.
+    public func head(columns: Int) {
+        precondition(columns > 0 && columns <= maxBatch)
+        scratch.xq.quantize(scratch.xb, columns: columns)
+        project([(weights.output, scratch.logits, config.vocabularySize, -1)], scratch.xq, layer: -1, routed: [])
+    }
+
+    /// Feeds `tokens` to `cache` from its current end, in chunks; returns the last token's logits
+    /// (with `head: false`, its final-norm hidden state is left in hidden(0) and the result is empty).
     @discardableResult
-    public func prefill(_ tokens: [Int32], cache: KVCache, route: Route = .base, layers: Int? = nil) throws -> UnsafeBufferPointer<Float> {
+    public func prefill(_ tokens: [Int32], cache: KVCache, route: Route = .base, layers: Int? = nil,
+                        head: Bool = true) throws -> UnsafeBufferPointer<Float> {
         guard !tokens.isEmpty else { throw BraidError.invalidArgument("nothing to evaluate: the prompt has no tokens") }
         guard cache.count + tokens.count <= cache.capacity else {
             throw BraidError.promptTooLong(tokens: cache.count + tokens.count, context: cache.capacity)
@@ -71,10 +86,10 @@ public final class LlamaModel: @unchecked Sendable {
             let end = min(tokens.count, start + maxBatch)
             let base = cache.count
             let batch = (start..<end).map { BatchEntry(token: tokens[$0], position: base + $0 - start, cache: cache, route: route) }
-            try forward(batch, outputs: end == tokens.count && layers == nil ? [batch.count - 1] : [], layers: layers)
+            try forward(batch, outputs: end == tokens.count && layers == nil ? [batch.count - 1] : [], layers: layers, head: head)
             start = end
         }
-        return logits(0)
+        return head ? logits(0) : UnsafeBufferPointer(start: nil, count: 0)
     }
 
     /// One token at the end of `cache`.
@@ -84,9 +99,10 @@ public final class LlamaModel: @unchecked Sendable {
         return logits(0)
     }
 
-    /// Runs the batch; logits of the columns listed in `outputs` land in `logits(0..)` in that order.
+    /// Runs the batch; logits of the columns listed in `outputs` land in `logits(0..)` in that order
+    /// (with `head: false`, only their final-norm hidden states, in `hidden(0..)`).
     /// `layers` stops after that many blocks (router features; the cache then holds only those).
-    public func forward(_ batch: [BatchEntry], outputs: [Int], layers: Int? = nil) throws {
+    public func forward(_ batch: [BatchEntry], outputs: [Int], layers: Int? = nil, head: Bool = true) throws {
         let n = batch.count
         guard n > 0, n <= maxBatch, outputs.count <= maxBatch else {
             throw BraidError.invalidArgument("batch of \(n) columns (at most \(maxBatch))")
@@ -188,8 +204,7 @@ public final class LlamaModel: @unchecked Sendable {
             let weight = batch[i].route.norm(weights.outputNorm) { $0.outputNorm } ?? weights.outputNorm
             Ops.rmsNorm(x + i * d, weight: weight, eps: c.rmsEpsilon, into: xb + j * d, count: d)
         }
-        s.xq.quantize(xb, columns: outputs.count)
-        project([(weights.output, s.logits, c.vocabularySize, -1)], s.xq, layer: -1, routed: [])
+        if head { self.head(columns: outputs.count) }
     }
 
     /// RMS norm of every column, with the column's route's norm deltas applied.

@@ -81,18 +81,28 @@ public struct Router: @unchecked Sendable {
 
     public func route(_ features: [Float], mode: RoutingMode, blendK: Int = 2) -> (route: Route, probabilities: [Float]) {
         let p = probabilities(features)
+        return (route(p, mode: mode, blendK: blendK), p)
+    }
+
+    /// The route for probabilities `p` (tasks, then "none").
+    public func route(_ p: [Float], mode: RoutingMode, blendK: Int = 2) -> Route {
         switch mode {
         case .none:
-            return (.base, p)
+            return .base
         case .auto:
             let best = p.indices.max { p[$0] < p[$1] }!
-            if best == tasks.count || p[best] < shared.threshold { return (.base, p) }
-            return (Route([(tasks[best], 1)]), p)
+            if best == tasks.count || p[best] < shared.threshold { return .base }
+            return Route([(tasks[best], 1)])
         case .blend:
             // Coefficients are the probabilities of the top-k tasks; the rest of the mass is the base.
             let top = tasks.indices.sorted { p[$0] > p[$1] }.prefix(blendK).filter { p[$0] >= 0.01 }
-            return (Route(top.map { (tasks[$0], p[$0]) }), p)
+            return Route(top.map { (tasks[$0], p[$0]) })
         }
+    }
+
+    /// The probability, among `p`, of the route's tasks (what the adaptive interweaving gate trusts).
+    public func probability(of route: Route, in p: [Float]) -> Float {
+        route.terms.reduce(0) { sum, term in sum + (tasks.firstIndex { $0.name == term.vector.name }.map { p[$0] } ?? 0) }
     }
 
     public var labels: [String] { tasks.map(\.name) + ["none"] }

@@ -107,5 +107,8 @@ public final class TaskVector: @unchecked Sendable {
     }
 
     /// Bytes of the task vector's tensors (what serving it reads).
+    /// sha256 of the file: what a gate trained for this vector names.
+    public var sha256: String { SHA256.hex(file.map.bytes) }
+
     public var byteCount: Int { file.tensorList.reduce(0) { $0 + $1.byteCount } }
 }

@@ -7,6 +7,7 @@ struct Bench: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var taskOptions: TaskOptions
+    @OptionGroup var interweaveOptions: InterweaveOptions
 
     @Option(name: [.short, .customLong("n-prompt")], parsing: .upToNextOption, help: "Prompt sizes (ppN).")
     var prompt: [Int] = [64, 256]
@@ -28,23 +29,35 @@ struct Bench: ParsableCommand {
     func run() throws {
         let model = try modelOptions.load()
         let route = try taskOptions.route(for: model)
-        let bench = Benchmark(model: model, route: route)
+        // With --interweave, each test runs single-stream and interweaved, back to back.
+        let gate = try interweaveOptions.gate(for: route.terms.map(\.vector), model: model)
+        if gate != nil && route.isBase { throw ValidationError("--interweave needs a --task to interweave with the base") }
+        var benches = [Benchmark(model: model, route: route)]
+        if let gate { benches.append(Benchmark(model: model, route: route, interweave: gate)) }
         var tests = prompt.map { Benchmark.Test.prompt($0) }
         if gen > 0 { tests.append(.generate(gen)) }
         var rows: [[String: Any]] = []
         if !json {
-            print("| model | route | threads | test | t/s |")
-            print("| --- | --- | ---: | ---: | ---: |")
+            print("| model | route | interweave | threads | test | t/s |")
+            print("| --- | --- | --- | ---: | ---: | ---: |")
         }
         let name = URL(fileURLWithPath: modelOptions.model).lastPathComponent
         let size = MemoryReport.mib(model.gguf.map.bytes.count)
         for test in tests {
-            let r = try bench.run(test, repetitions: repetitions)
-            if json {
-                rows.append(["model": name, "route": route.label, "threads": model.pool.threadCount, "test": test.description,
-                             "median_tps": r.median, "sd_tps": r.standardDeviation, "samples_tps": r.tokensPerSecond])
-            } else {
-                print(String(format: "| %@ | %@ | %d | %@ | %.2f ± %.2f |", name, route.label, model.pool.threadCount, test.description, r.median, r.standardDeviation))
+            var medians: [Double] = []
+            for bench in benches {
+                let r = try bench.run(test, repetitions: repetitions)
+                medians.append(r.median)
+                let mode = bench.interweave?.label ?? "off"
+                if json {
+                    rows.append(["model": name, "route": route.label, "interweave": mode, "threads": model.pool.threadCount, "test": test.description,
+                                 "median_tps": r.median, "sd_tps": r.standardDeviation, "samples_tps": r.tokensPerSecond])
+                } else {
+                    print(String(format: "| %@ | %@ | %@ | %d | %@ | %.2f ± %.2f |", name, route.label, mode, model.pool.threadCount, test.description, r.median, r.standardDeviation))
+                }
+            }
+            if medians.count == 2 && !json {
+                printError(String(format: "%@: interweaved takes %.2f× the time of single-stream", test.description, medians[0] / medians[1]))
             }
         }
         let mem = MemoryReport.current()
@@ -55,6 +68,11 @@ struct Bench: ParsableCommand {
         } else {
             let taskBytes = route.terms.reduce(0) { $0 + $1.vector.byteCount }
             print("\(size) base; peak RSS \(MemoryReport.mib(mem.peakRSS)); weights read per token \(MemoryReport.mib(model.weights.bytesPerToken)) base + \(MemoryReport.mib(taskBytes)) task vectors")
+            if gate != nil {
+                let perToken = 2 * model.config.blockCount * model.config.kvDim * MemoryLayout<Float16>.size
+                let tokens = (prompt + [gen]).max()!
+                print("interweaving keeps a second KV cache: \(perToken) bytes per token, \(MemoryReport.mib(perToken * tokens)) at \(tokens) tokens, \(MemoryReport.mib(perToken * model.config.contextLength)) at the full context")
+            }
         }
     }
 }

@@ -10,13 +10,15 @@ struct Chat: ParsableCommand {
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var taskOptions: TaskOptions
+    @OptionGroup var interweaveOptions: InterweaveOptions
 
     func run() throws {
         let rt = try Runtime(modelOptions)
         let params = try sampling.parameters(defaultTemperature: 0.8)
-        let generator = Generator(model: rt.model, tokenizer: rt.tokenizer, contextLength: rt.contextLength)
         let fixed = try taskOptions.route(for: rt.model)
-        let routing = try QueryRouting(taskOptions, rt)
+        let routing = try QueryRouting(taskOptions, rt, fixed: fixed, needPrior: interweaveOptions.needsPrior)
+        let gate = try interweaveOptions.gate(for: routing.router?.tasks ?? fixed.terms.map(\.vector), model: rt.model)
+        let generator = Generator(model: rt.model, tokenizer: rt.tokenizer, contextLength: rt.contextLength, interweave: gate)
         let interactive = isatty(0) == 1
         var history: [ChatMessage] = output.system.map { [.system($0)] } ?? []
         let start = history
@@ -36,16 +38,15 @@ struct Chat: ParsableCommand {
             }
             history.append(.user(input))
             // Each turn is routed on its own message; the task vector serves that turn only.
-            var (route, routeLine) = (fixed, "route \(fixed.label)")
-            if let routing { (route, routeLine) = try routing.route(input) }
-            if !output.quiet && routing != nil { printError(routeLine) }
+            let decision = try routing.route(input)
+            if !output.quiet && routing.routes { printError(decision.line) }
             let ids = rt.tokenizer.encode(rt.template.render(history))
             var answer = ""
             var turnParams = params
             turnParams.seed = params.seed &+ UInt64(turn)
             turn += 1
             do {
-                let (_, stats) = try generator.generate(ids, route: route, sampling: turnParams, maxTokens: sampling.maxTokens) { piece in
+                let (_, stats) = try generator.generate(ids, route: decision.route, prior: decision.prior, sampling: turnParams, maxTokens: sampling.maxTokens) { piece in
                     answer += piece
                     emit(piece)
                     return true

@@ -20,7 +20,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Folder of the task suites.")
     var suites: String = "../shared/tasks"
 
-    @Option(name: .customLong("config"), help: "LABEL=SPEC, repeatable. SPEC: base | delta:DIR (TASK.delta.*.gguf, the full fine-tunes) | tv:DIR (TASK.tv.gguf).")
+    @Option(name: .customLong("config"), help: "LABEL=SPEC[@GATE], repeatable. SPEC: base | delta:DIR (TASK.delta.*.gguf, the full fine-tunes) | tv:DIR (TASK.tv.gguf); @GATE interweaves that config (as --interweave).")
     var configs: [String] = ["base=base", "fine-tune=delta:../shared/models/deltas", "task vector=tv:models"]
 
     @Option(help: "Sequences decoded together.")
@@ -28,6 +28,11 @@ struct Eval: ParsableCommand {
 
     @Option(help: "Run task routes on merged weights built once per route (q8_0 or f16) instead of on the fly.")
     var materialize: String?
+
+    @OptionGroup var interweaveOptions: InterweaveOptions
+
+    @Option(help: "Task vectors whose router gives the adaptive gate its prior.")
+    var routerDir: String = TaskOptions.defaultDir
 
     @Flag(help: "Print JSON.")
     var json = false
@@ -50,12 +55,23 @@ struct Eval: ParsableCommand {
         var table: [(String, [(String, Double, Int)], Double)] = []
         for config in configs {
             guard let eq = config.firstIndex(of: "=") else { throw ValidationError("--config wants LABEL=SPEC, got \(config)") }
-            let label = String(config[..<eq]), spec = String(config[config.index(after: eq)...])
+            let label = String(config[..<eq])
+            var spec = String(config[config.index(after: eq)...])
+            var interweave = interweaveOptions
+            if let at = spec.firstIndex(of: "@") {
+                interweave.interweave = String(spec[spec.index(after: at)...])
+                try interweave.validate()
+                spec = String(spec[..<at])
+            }
             var routes: [String: Route] = [:]
             for t in taskNames { routes[t] = try route(spec, task: t, model: rt.model, sha: sha) }
+            evaluator.interweave = try interweave.gate(for: routes.values.flatMap { $0.terms.map(\.vector) }, model: rt.model)
+            let prior = interweave.needsPrior ? try priors(rt) : nil
             let bar = ProgressBar("eval \(label)", quiet: quiet)
             let start = Date()
-            let outcomes = try evaluator.run(examples, route: { routes[$0.task] ?? .base }, progress: bar.update)
+            let outcomes = try evaluator.run(examples, route: { routes[$0.task] ?? .base },
+                                             prior: { e in try prior.map { try $0(e.prompt, routes[e.task] ?? .base) } ?? 0.5 },
+                                             progress: bar.update)
             let acc = Evaluator.accuracy(outcomes)
             let mean = acc.map(\.percent).reduce(0, +) / Double(max(acc.count, 1))
             table.append((label, acc, mean))
@@ -72,6 +88,13 @@ struct Eval: ParsableCommand {
                 print("| \(label) | " + acc.map { String(format: "%.1f", $0.1) }.joined(separator: " | ") + String(format: " | %.1f |", mean))
             }
         }
+    }
+
+    /// The router's probability of a route for a prompt (the adaptive gate's prior).
+    func priors(_ rt: Runtime) throws -> (String, Route) throws -> Float {
+        let router = try Router(tasks: loadTaskVectors(routerDir, model: rt.model))
+        let features = QueryFeatures(model: rt.model, tokenizer: rt.tokenizer, template: rt.template, layers: router.featureLayers)
+        return { prompt, route in router.probability(of: route, in: router.probabilities(try features.features(prompt))) }
     }
 
     func route(_ spec: String, task: String, model: LlamaModel, sha: String) throws -> Route {

@@ -9,6 +9,7 @@ struct Generate: ParsableCommand {
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var taskOptions: TaskOptions
+    @OptionGroup var interweaveOptions: InterweaveOptions
 
     @Option(name: [.short, .long], help: "The prompt ('-' reads stdin).")
     var prompt: String?
@@ -37,15 +38,16 @@ struct Generate: ParsableCommand {
         messages.append(.user(text))
         let rendered = noChatTemplate ? text : rt.template.render(messages)
         let ids = rt.tokenizer.encode(rendered, parseSpecial: !noChatTemplate)
-        var route = try taskOptions.route(for: rt.model)
-        var routeLine = "route \(route.label)"
-        if let routing = try QueryRouting(taskOptions, rt) { (route, routeLine) = try routing.route(text) }
-        let generator = Generator(model: rt.model, tokenizer: rt.tokenizer, contextLength: rt.contextLength)
-        let (_, stats) = try generator.generate(ids, route: route, sampling: params, maxTokens: sampling.maxTokens) { piece in
+        let fixed = try taskOptions.route(for: rt.model)
+        let routing = try QueryRouting(taskOptions, rt, fixed: fixed, needPrior: interweaveOptions.needsPrior)
+        let decision = try routing.route(text)
+        let gate = try interweaveOptions.gate(for: decision.route.terms.map(\.vector), model: rt.model)
+        let generator = Generator(model: rt.model, tokenizer: rt.tokenizer, contextLength: rt.contextLength, interweave: gate)
+        let (_, stats) = try generator.generate(ids, route: decision.route, prior: decision.prior, sampling: params, maxTokens: sampling.maxTokens) { piece in
             emit(piece)
             return true
         }
         emit("\n")
-        if !output.quiet { printError(routeLine + " | " + stats.summary()) }
+        if !output.quiet { printError(decision.line + (gate.map { " | interweave \($0.label)" } ?? "") + " | " + stats.summary()) }
     }
 }

@@ -8,6 +8,7 @@ struct Run: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var taskOptions: TaskOptions
+    @OptionGroup var interweaveOptions: InterweaveOptions
 
     @Option(name: [.short, .long], help: "Prompts, JSONL: {\"prompt\", optional \"id\", \"task\", \"answer\"} ('-' reads stdin).")
     var input: String
@@ -52,38 +53,34 @@ struct Run: ParsableCommand {
         }
         let rt = try Runtime(modelOptions)
         let fixed = try taskOptions.route(for: rt.model)
-        let routing = oracle ? nil : try QueryRouting(taskOptions, rt)
+        let routing = try QueryRouting(taskOptions, rt, fixed: fixed, needPrior: interweaveOptions.needsPrior)
         var byName: [String: TaskVector] = [:]
         if oracle { for v in try loadTaskVectors(taskOptions.taskDir, model: rt.model) { byName[v.name] = v } }
 
         // Route every line (one base prefill each), then decode them in batches.
         let routeBar = ProgressBar("route", quiet: quiet)
-        var routes: [(Route, [String: Float], Double)] = []
+        var routes: [RoutingDecision] = []
         for (i, l) in lines.enumerated() {
-            if let routing {
-                let start = DispatchTime.now().uptimeNanoseconds
-                let f = try routing.features.features(l.prompt)
-                let (r, p) = routing.router.route(f, mode: routing.mode, blendK: routing.blendK)
-                let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
-                routes.append((r, Dictionary(uniqueKeysWithValues: zip(routing.router.labels, p)), ms))
-            } else if oracle {
+            var forced: Route?
+            if oracle {
                 let t = l.task ?? "general"
                 guard t == "general" || byName[t] != nil else { throw ValidationError("line \(i + 1): unknown task \(t) (known: \(byName.keys.sorted().joined(separator: ", ")))") }
-                routes.append((byName[t].map { Route([($0, 1)]) } ?? .base, [:], 0))
-            } else {
-                routes.append((fixed, [:], 0))
+                forced = byName[t].map { Route([($0, 1)]) } ?? .base
             }
+            let asksRouter = forced == nil || interweaveOptions.needsPrior
+            routes.append(asksRouter ? try routing.route(l.prompt, forcing: forced) : RoutingDecision(fixed: forced!))
             routeBar.update(i + 1, lines.count)
         }
+        let gate = try interweaveOptions.gate(for: routing.router?.tasks ?? fixed.terms.map(\.vector) + byName.values, model: rt.model)
         let requests = zip(lines, routes).map { l, r in
-            BatchRunner.Request(prompt: rt.tokenizer.encode(rt.template.render([.user(l.prompt)])), route: r.0)
+            BatchRunner.Request(prompt: rt.tokenizer.encode(rt.template.render([.user(l.prompt)])), route: r.route, prior: r.prior)
         }
         for r in requests where r.prompt.count + maxTokens >= rt.contextLength {
             throw BraidError.promptTooLong(tokens: r.prompt.count + maxTokens, context: rt.contextLength)
         }
         let bar = ProgressBar("run", quiet: quiet)
         let start = Date()
-        let runner = BatchRunner(model: rt.model, tokenizer: rt.tokenizer, batch: batch, maxTokens: maxTokens)
+        let runner = BatchRunner(model: rt.model, tokenizer: rt.tokenizer, batch: batch, maxTokens: maxTokens, interweave: gate)
         let answers = try runner.run(requests, progress: bar.update)
         let seconds = Date().timeIntervalSince(start)
 
@@ -95,7 +92,7 @@ struct Run: ParsableCommand {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         for (i, (l, a)) in zip(lines, answers).enumerated() {
             let textOut = rt.tokenizer.decode(a.tokens)
-            let (route, probs, ms) = routes[i]
+            let route = routes[i].route
             var correct: Bool?
             if let answer = l.answer, let task = l.task {
                 correct = Scorer.isCorrect(task: task, output: textOut, answer: answer)
@@ -104,9 +101,10 @@ struct Run: ParsableCommand {
             }
             let record = OutputLine(
                 id: l.id ?? String(i + 1), prompt: l.prompt, output: textOut,
-                route: .init(mode: oracle ? "oracle" : (routing?.mode.rawValue ?? (route.isBase ? "none" : "fixed")), task: route.isBase ? "base" : route.label,
+                route: .init(mode: oracle ? "oracle" : (routing.mode?.rawValue ?? (route.isBase ? "none" : "fixed")), task: route.isBase ? "base" : route.label,
                              coefficients: Dictionary(uniqueKeysWithValues: route.terms.map { ($0.vector.name, $0.coefficient) }),
-                             probabilities: probs, route_ms: ms),
+                             probabilities: routes[i].probabilities, route_ms: routes[i].milliseconds,
+                             interweave: gate?.label),
                 finish_reason: a.finishReason.rawValue,
                 timings: .init(prompt_n: requests[i].prompt.count, prompt_ms: a.promptSeconds * 1000, predicted_n: a.tokens.count, total_ms: a.seconds * 1000),
                 correct: correct)
@@ -114,7 +112,7 @@ struct Run: ParsableCommand {
         }
         if out != nil { try handle.close() }
         let generated = answers.reduce(0) { $0 + $1.tokens.count }
-        let routeMs = routes.map(\.2).reduce(0, +) / Double(max(routes.count, 1))
+        let routeMs = routes.map(\.milliseconds).reduce(0, +) / Double(max(routes.count, 1))
         var sum: [String: Any] = ["lines": lines.count, "batch": batch, "seconds": seconds, "generated_tokens": generated,
                                   "tokens_per_second": Double(generated) / seconds, "mean_route_ms": routeMs,
                                   "prefill_seconds": runner.prefillSeconds, "decode_seconds": runner.decodeSeconds,
@@ -138,6 +136,7 @@ struct Run: ParsableCommand {
             var coefficients: [String: Float]
             var probabilities: [String: Float]
             var route_ms: Double
+            var interweave: String?
         }
         struct Timings: Encodable {
             var prompt_n: Int
