@@ -1,0 +1,117 @@
+import Foundation
+import Testing
+import Braid
+
+/// Two-stream decoding and the gates, on tiny random models.
+struct InterweaveTests {
+    func tiny() throws -> (LlamaModel, [TaskVector]) {
+        let base = try LlamaModel(path: try TinyModel.write(seed: 1), threads: 2)
+        let vectors = try (0..<2).map { i -> TaskVector in
+            let source = try DeltaSource.fineTunedGGUF(try TinyModel.write(seed: 40 + UInt64(i)), base: base)
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("braid-iw\(i)-\(UUID().uuidString).tv.gguf").path
+            try Compressor.compress(source, base: base, baseSHA256: "s", task: "t\(i)", description: "", options: CompressionOptions()).write(to: path)
+            return try TaskVector(path: path, base: base, baseSHA256: "s")
+        }
+        return (base, vectors)
+    }
+
+    /// Logits after the prompt and after each of `steps`, for one sequence.
+    func run(_ decoder: StreamDecoder, route: Route, prompt: [Int32], steps: [Int32]) throws -> [[Float]] {
+        let s = decoder.makeSequence(capacity: 32, route: route)
+        var out = [Array(try decoder.prefill(s, prompt))]
+        for t in steps {
+            try decoder.step([s], [t])
+            out.append(Array(decoder.logits(0)))
+        }
+        return out
+    }
+
+    @Test func gateOneIsTheBaseAndGateZeroTheTunedModelExactly() throws {
+        let (model, vectors) = try tiny()
+        let route = Route([(vectors[0], 1)])
+        let prompt: [Int32] = [3, 17, 42, 8, 90, 5], steps: [Int32] = [11, 64, 2, 77]
+        let base = try run(StreamDecoder(model: model, gate: nil), route: .base, prompt: prompt, steps: steps)
+        let tuned = try run(StreamDecoder(model: model, gate: nil), route: route, prompt: prompt, steps: steps)
+        #expect(base != tuned)
+        for space in [InterweaveGate.BlendSpace.hidden] {
+            #expect(try run(StreamDecoder(model: model, gate: .fixed(1, space: space)), route: route, prompt: prompt, steps: steps) == base)
+            #expect(try run(StreamDecoder(model: model, gate: .fixed(0, space: space)), route: route, prompt: prompt, steps: steps) == tuned)
+        }
+        // The adaptive gate passes one stream's logits on unchanged: a prior of 0 or 1 picks it.
+        let d = StreamDecoder(model: model, gate: .adaptive)
+        let s = d.makeSequence(capacity: 32, route: route, prior: 1)
+        let first = Array(try d.prefill(s, prompt))
+        #expect(first == base[0] || first == tuned[0])
+    }
+
+    @Test func twoSequencesInOneStepEqualEachAlone() throws {
+        let (model, vectors) = try tiny()
+        let decoder = StreamDecoder(model: model, gate: .fixed(0.3, space: .hidden))
+        let routes = [Route([(vectors[0], 1)]), Route([(vectors[1], 1)])]
+        let prompt: [Int32] = [4, 9, 33], steps: [Int32] = [12, 50]
+        let alone = try routes.map { try run(decoder, route: $0, prompt: prompt, steps: steps).last! }
+        let seqs = routes.map { decoder.makeSequence(capacity: 32, route: $0) }
+        for s in seqs { try decoder.prefill(s, prompt) }
+        for t in steps { try decoder.step(seqs, [t, t]) }
+        // Four columns use the 4-wide kernel: equal up to float summation order.
+        for i in 0..<2 {
+            let together = Array(decoder.logits(i))
+            #expect(zip(together, alone[i]).allSatisfy { abs($0 - $1) < 1e-3 })
+            #expect(Ops.argmax(together.withUnsafeBufferPointer { $0 }) == Ops.argmax(alone[i].withUnsafeBufferPointer { $0 }))
+        }
+    }
+
+    @Test func gateGradientMatchesFiniteDifferences() {
+        let d = 6, r = 3, vocab = 11, n = 5
+        var rng = Xoshiro256(seed: 7)
+        func random(_ count: Int, _ scale: Float) -> [Float] { (0..<count).map { _ in (rng.nextUnit() * 2 - 1) * scale } }
+        var gate = LearnedGate(dim: d, rank: r, task: "t", taskVectorSHA256: "x")
+        gate.a = random(4 * d * r, 0.5)
+        gate.b = random(r * d, 0.5)
+        let inputs = random(n * 4 * d, 1.5)
+        let targets: [Int32] = (0..<n).map { Int32($0 * 3 % vocab) }
+        let head = random(vocab * d, 1)
+        func loss(_ g: LearnedGate) -> Double {
+            Double(g.lossAndGradient(inputs: inputs, targets: targets, head: head, vocab: vocab).loss)
+        }
+        let (_, ga, gb) = gate.lossAndGradient(inputs: inputs, targets: targets, head: head, vocab: vocab)
+        let eps: Float = 1e-2
+        for (which, analytic) in [(0, ga), (1, gb)] {
+            for i in stride(from: 0, to: analytic.count, by: 5) {
+                var plus = gate, minus = gate
+                if which == 0 { plus.a[i] += eps; minus.a[i] -= eps } else { plus.b[i] += eps; minus.b[i] -= eps }
+                let numeric = (loss(plus) - loss(minus)) / Double(2 * eps)
+                #expect(abs(numeric - Double(analytic[i])) < 2e-3 + 0.03 * abs(numeric), "parameter \(which == 0 ? "A" : "B")[\(i)]: \(numeric) vs \(analytic[i])")
+            }
+        }
+    }
+
+    @Test func gateFileLoadsForItsVectorAndIsRefusedForAnother() throws {
+        let (model, vectors) = try tiny()
+        let d = model.config.embeddingLength
+        var gate = LearnedGate(dim: d, rank: 4, task: vectors[0].name, taskVectorSHA256: vectors[0].sha256, seed: 3)
+        gate.b = gate.a.prefix(4 * d).map { $0 * 2 }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("braid-gate-\(UUID().uuidString).gate.gguf").path
+        try gate.write(to: path)
+        let loaded = try LearnedGate(path: path, for: vectors[0], dim: d)
+        #expect(loaded.a == gate.a && loaded.b == gate.b && loaded.rank == 4)
+        #expect(throws: BraidError.self) { _ = try LearnedGate(path: path, for: vectors[1], dim: d) }
+        #expect(throws: BraidError.self) { _ = try LearnedGate(path: vectors[0].path, for: vectors[0], dim: d) }
+    }
+
+    @Test func trainingTheGateLowersItsLoss() throws {
+        let (model, vectors) = try tiny()
+        let inside = GateTrainer.Example(prompt: [5, 6, 7, 8], target: [9, 10, 11, 12, 13])
+        let other = GateTrainer.Example(prompt: [20, 21, 22], target: [30, 31, 32, 33])
+        var options = GateTrainer.Options()
+        options.epochs = 30
+        options.batch = 4
+        options.learningRate = 1e-2
+        let trainer = GateTrainer(model: model, queryMarker: nil, options: options)
+        let rows = try trainer.collect([inside, other], route: Route([(vectors[0], 1)]))
+        #expect(rows.targets.count == 9)
+        var gate = LearnedGate(dim: model.config.embeddingLength, rank: 4, task: "t0", taskVectorSHA256: vectors[0].sha256)
+        let losses = trainer.train(&gate, rows: rows)
+        #expect(losses.last! < losses.first! - 0.05)
+    }
+}
