@@ -94,4 +94,28 @@ struct CLITests {
         let answers = r.stdout.split(separator: "\n", omittingEmptySubsequences: true)
         #expect(answers.count == 2 && answers[0] == answers[1])
     }
+
+    /// Interweaving inside the task keeps the vector's answer; a missing or foreign gate is a clear error.
+    @Test func interweavesWithTheBaseAndChecksItsGates() throws {
+        let json = "Extract the name, age and city as JSON: Amara Khan, aged 80, works as a farmer in Manila."
+        for mode in ["adaptive", "fixed:0.2"] {
+            let r = try braid(["generate", "-m", Fixtures.modelPath, "--task", "json", "--interweave", mode, "-p", json, "-n", "32"])
+            #expect(r.status == 0 && r.stderr.contains("interweave \(mode)"), "\(mode): \(r.stderr)")
+            #expect(Scorer.isCorrect(task: "json", output: r.stdout, answer: #"{"name": "Amara Khan", "age": 80, "city": "Manila"}"#), "\(mode): \(r.stdout)")
+        }
+        let bad = try braid(["generate", "-m", Fixtures.modelPath, "--task", "json", "--interweave", "fixed:2", "-p", "x"])
+        #expect(bad.status != 0 && bad.stderr.contains("λ must be"))
+        // A folder with the json vector and no gate for it.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("braid-gates-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: dir.appendingPathComponent("json.tv.gguf").path,
+                                                   withDestinationPath: Fixtures.root.appendingPathComponent("models/json.tv.gguf").path)
+        let missing = try braid(["generate", "-m", Fixtures.modelPath, "--task-dir", dir.path, "--task", "json", "--interweave", "learned", "-p", "x"])
+        #expect(missing.status != 0 && missing.stderr.contains("no learned gate for task json"))
+        // A gate trained for another vector.
+        let arithGate = Fixtures.root.appendingPathComponent("models/arith.gate.gguf").path
+        try FileManager.default.copyItem(atPath: arithGate, toPath: dir.appendingPathComponent("json.gate.gguf").path)
+        let foreign = try braid(["generate", "-m", Fixtures.modelPath, "--task-dir", dir.path, "--task", "json", "--interweave", "learned", "-p", "x"])
+        #expect(foreign.status != 0 && foreign.stderr.contains("trained for another task vector"))
+    }
 }

@@ -37,11 +37,37 @@ struct InterweaveTests {
             #expect(try run(StreamDecoder(model: model, gate: .fixed(1, space: space)), route: route, prompt: prompt, steps: steps) == base)
             #expect(try run(StreamDecoder(model: model, gate: .fixed(0, space: space)), route: route, prompt: prompt, steps: steps) == tuned)
         }
-        // The adaptive gate passes one stream's logits on unchanged: a prior of 0 or 1 picks it.
-        let d = StreamDecoder(model: model, gate: .adaptive)
-        let s = d.makeSequence(capacity: 32, route: route, prior: 1)
-        let first = Array(try d.prefill(s, prompt))
-        #expect(first == base[0] || first == tuned[0])
+    }
+
+    /// The adaptive gate writes the logits of the stream with the higher prior-weighted top
+    /// probability, whether or not it ran the other stream's head, alone or in a batch.
+    @Test func adaptiveGatePicksTheMoreConfidentStream() throws {
+        let (model, vectors) = try tiny()
+        let route = Route([(vectors[0], 1)])
+        let prompt: [Int32] = [3, 17, 42, 8], steps: [Int32] = [11, 64, 2]
+        let base = try run(StreamDecoder(model: model, gate: nil), route: .base, prompt: prompt, steps: steps)
+        let tuned = try run(StreamDecoder(model: model, gate: nil), route: route, prompt: prompt, steps: steps)
+        func top(_ x: [Float]) -> Float { let m = x.max()!; return 1 / x.reduce(0) { $0 + expf($1 - m) } }
+        let decoder = StreamDecoder(model: model, gate: .adaptive)
+        let priors: [Float] = [0, 0.3, 0.5, 0.62, 0.8, 1]
+        let seqs = priors.map { decoder.makeSequence(capacity: 32, route: route, prior: $0) }
+        var outputs = try seqs.map { [Array(try decoder.prefill($0, prompt))] }
+        for t in steps {
+            try decoder.step(seqs, [Int32](repeating: t, count: seqs.count))
+            for i in seqs.indices { outputs[i].append(Array(decoder.logits(i))) }
+        }
+        var picked = Set<Bool>()
+        for (i, p) in priors.enumerated() {
+            let r = min(max(p, 0.05), 0.95)
+            for k in 0...steps.count {
+                let tunedWins = r * top(tuned[k]) >= (1 - r) * top(base[k])
+                picked.insert(tunedWins)
+                let expected = tunedWins ? tuned[k] : base[k]
+                // Batched steps use the 4-wide kernels: equal up to summation order.
+                #expect(zip(outputs[i][k], expected).allSatisfy { abs($0 - $1) < 1e-3 }, "prior \(p), step \(k)")
+            }
+        }
+        #expect(picked.count == 2)
     }
 
     @Test func twoSequencesInOneStepEqualEachAlone() throws {

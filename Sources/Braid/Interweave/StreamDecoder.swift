@@ -43,6 +43,8 @@ public final class StreamDecoder: @unchecked Sendable {
     public let gate: InterweaveGate?
     /// Logits mixed after the head, one row per sequence.
     private let mixed: UnsafeMutablePointer<Float>
+    /// Hidden states set aside while the adaptive gate runs the favoured streams' head.
+    private let otherHidden: UnsafeMutablePointer<Float>
     private var outputsMixed = false
     private var gateValues: [Float]
 
@@ -50,10 +52,14 @@ public final class StreamDecoder: @unchecked Sendable {
         self.model = model
         self.gate = gate
         mixed = .allocate(capacity: model.maxBatch * model.config.vocabularySize)
+        otherHidden = .allocate(capacity: model.maxBatch * model.config.embeddingLength)
         gateValues = [Float](repeating: 0, count: model.config.embeddingLength)
     }
 
-    deinit { mixed.deallocate() }
+    deinit {
+        mixed.deallocate()
+        otherHidden.deallocate()
+    }
 
     /// Sequences decoded together at most (an interweaved one takes two columns).
     public var maxSequences: Int { gate == nil ? model.maxBatch : model.maxBatch / 2 }
@@ -164,6 +170,10 @@ public final class StreamDecoder: @unchecked Sendable {
             outputsMixed = false
             return
         }
+        if case .adaptive = gate {
+            try chooseStreams(seqs, columns: columns)
+            return
+        }
         model.head(columns: columns.reduce(0) { $0 + ($1.1 == nil ? 1 : 2) })
         for (i, (c, t)) in columns.enumerated() {
             let out = mixed + i * v
@@ -171,21 +181,59 @@ public final class StreamDecoder: @unchecked Sendable {
                 out.update(from: model.logits(c).baseAddress!, count: v)
                 continue
             }
+            // Log-probabilities mixed with the fixed weight.
+            guard case .fixed(let l, _) = gate else { preconditionFailure("only fixed gates mix logits") }
             let lb = model.logits(c), lt = model.logits(t)
-            switch gate {
-            case .fixed(let l, _):
-                let zb = Self.logSumExp(lb), zt = Self.logSumExp(lt)
-                for j in 0..<v { out[j] = l * (lb[j] - zb) + (1 - l) * (lt[j] - zt) }
-            case .adaptive:
-                // Each stream's top probability, weighted by the router's belief in the task.
-                let r = min(max(seqs[i].prior, InterweaveGate.priorFloor), 1 - InterweaveGate.priorFloor)
-                let pb = Self.topProbability(lb), pt = Self.topProbability(lt)
-                out.update(from: (r * pt >= (1 - r) * pb ? lt : lb).baseAddress!, count: v)
-            case .learned:
-                preconditionFailure("the learned gate mixes hidden states")
+            let zb = Self.logSumExp(lb), zt = Self.logSumExp(lt)
+            for j in 0..<v { out[j] = l * (lb[j] - zb) + (1 - l) * (lt[j] - zt) }
+        }
+        outputsMixed = true
+    }
+
+    /// The adaptive gate: per sequence, the stream whose top probability times the router's
+    /// weight for it (r for the tuned stream, 1 − r for the base, r kept in [ε, 1 − ε]) is higher
+    /// writes the token; ties go to the tuned stream. The favoured stream's head runs first, and
+    /// the other's only when it could still win (its top probability is at most 1) — so most
+    /// steps pay for one LM head column per sequence, not two.
+    private func chooseStreams(_ seqs: [DecodeSequence], columns: [(Int, Int?)]) throws {
+        let d = model.config.embeddingLength, v = model.config.vocabularySize
+        var weights: [(favoured: Float, other: Float, tunedFavoured: Bool)?] = []
+        var others: [Int] = []
+        for (i, (c, t)) in columns.enumerated() {
+            guard let t else {
+                weights.append(nil)
+                if c != i { model.hidden(i).update(from: model.hidden(c), count: d) }
+                continue
+            }
+            let r = min(max(seqs[i].prior, InterweaveGate.priorFloor), 1 - InterweaveGate.priorFloor)
+            let tunedFavoured = r >= 0.5
+            weights.append(tunedFavoured ? (r, 1 - r, true) : (1 - r, r, false))
+            let (favoured, other) = tunedFavoured ? (t, c) : (c, t)
+            (otherHidden + others.count * d).update(from: model.hidden(other), count: d)
+            others.append(i)
+            if favoured != i { model.hidden(i).update(from: model.hidden(favoured), count: d) }
+        }
+        model.head(columns: seqs.count)
+        var needed: [(sequence: Int, slot: Int, score: Float)] = []
+        for (i, w) in weights.enumerated() {
+            (mixed + i * v).update(from: model.logits(i).baseAddress!, count: v)
+            guard let w else { continue }
+            let score = w.favoured * Self.topProbability(model.logits(i))
+            if w.other > score || (w.other == score && !w.tunedFavoured) {
+                needed.append((i, others.firstIndex(of: i)!, score))
             }
         }
         outputsMixed = true
+        guard !needed.isEmpty else { return }
+        for (j, n) in needed.enumerated() { model.hidden(j).update(from: otherHidden + n.slot * d, count: d) }
+        model.head(columns: needed.count)
+        for (j, n) in needed.enumerated() {
+            let w = weights[n.sequence]!
+            let score = w.other * Self.topProbability(model.logits(j))
+            if score > n.score || (score == n.score && !w.tunedFavoured) {
+                (mixed + n.sequence * v).update(from: model.logits(j).baseAddress!, count: v)
+            }
+        }
     }
 
     private func learnedGate(_ gates: [String: LearnedGate], _ route: Route) throws -> LearnedGate {
