@@ -97,18 +97,21 @@ struct InterweaveTests {
         let inputs = random(n * 4 * d, 1.5)
         let targets: [Int32] = (0..<n).map { Int32($0 * 3 % vocab) }
         let head = random(vocab * d, 1)
+        let teachers = (0..<n).map { $0 % 2 == 0 }
+        for μ: Float in [0, 0.5] {
         func loss(_ g: LearnedGate) -> Double {
-            Double(g.lossAndGradient(inputs: inputs, targets: targets, head: head, vocab: vocab).loss)
+            Double(g.lossAndGradient(inputs: inputs, targets: targets, tunedTeaches: teachers, softWeight: μ, head: head, vocab: vocab).loss)
         }
-        let (_, ga, gb) = gate.lossAndGradient(inputs: inputs, targets: targets, head: head, vocab: vocab)
+        let (_, ga, gb) = gate.lossAndGradient(inputs: inputs, targets: targets, tunedTeaches: teachers, softWeight: μ, head: head, vocab: vocab)
         let eps: Float = 1e-2
         for (which, analytic) in [(0, ga), (1, gb)] {
             for i in stride(from: 0, to: analytic.count, by: 5) {
                 var plus = gate, minus = gate
                 if which == 0 { plus.a[i] += eps; minus.a[i] -= eps } else { plus.b[i] += eps; minus.b[i] -= eps }
                 let numeric = (loss(plus) - loss(minus)) / Double(2 * eps)
-                #expect(abs(numeric - Double(analytic[i])) < 2e-3 + 0.03 * abs(numeric), "parameter \(which == 0 ? "A" : "B")[\(i)]: \(numeric) vs \(analytic[i])")
+                #expect(abs(numeric - Double(analytic[i])) < 2e-3 + 0.03 * abs(numeric), "μ \(μ), parameter \(which == 0 ? "A" : "B")[\(i)]: \(numeric) vs \(analytic[i])")
             }
+        }
         }
     }
 
@@ -127,8 +130,8 @@ struct InterweaveTests {
 
     @Test func trainingTheGateLowersItsLoss() throws {
         let (model, vectors) = try tiny()
-        let inside = GateTrainer.Example(prompt: [5, 6, 7, 8], target: [9, 10, 11, 12, 13])
-        let other = GateTrainer.Example(prompt: [20, 21, 22], target: [30, 31, 32, 33])
+        let inside = GateTrainer.Example(prompt: [5, 6, 7, 8], target: [9, 10, 11, 12, 13], inside: true)
+        let other = GateTrainer.Example(prompt: [20, 21, 22], target: [30, 31, 32, 33], inside: false)
         var options = GateTrainer.Options()
         options.epochs = 30
         options.batch = 4
@@ -139,5 +142,8 @@ struct InterweaveTests {
         var gate = LearnedGate(dim: model.config.embeddingLength, rank: 4, task: "t0", taskVectorSHA256: vectors[0].sha256)
         let losses = trainer.train(&gate, rows: rows)
         #expect(losses.last! < losses.first! - 0.05)
+        // It learns to lean on the tuned stream inside the task and on the base outside it.
+        let mean = rows.meanGate(gate)
+        #expect(mean.inside < 0.5 && mean.outside > 0.5, "\(mean)")
     }
 }

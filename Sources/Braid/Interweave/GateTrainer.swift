@@ -11,23 +11,30 @@ public struct GateTrainer {
         public var learningRate: Float = 2e-3
         public var batch = 32
         public var seed: UInt64 = 1
+        /// μ: the weight of the soft term that pulls the mix toward the leading stream's distribution.
+        public var softWeight: Float = 0.5
         public init() {}
     }
 
-    /// A prompt (template applied) and the answer tokens to learn, ending with the end of turn.
+    /// A prompt (template applied) and the answer tokens to learn, ending with the end of turn;
+    /// `inside` when it is the task's (the tuned stream should lead), else the base should.
     public struct Example: Sendable {
         public var prompt: [Int32]
         public var target: [Int32]
-        public init(prompt: [Int32], target: [Int32]) {
+        public var inside: Bool
+        public init(prompt: [Int32], target: [Int32], inside: Bool) {
             self.prompt = prompt
             self.target = target
+            self.inside = inside
         }
     }
 
-    /// Training rows: v = [q̄_b; h_b; h_t; q̄_t] at every answer position and the next token.
+    /// Training rows: v = [q̄_b; h_b; h_t; q̄_t] at every answer position, the next token, and
+    /// whether the tuned stream leads there.
     public struct Rows: Sendable {
         public var inputs: [Float] = []
         public var targets: [Int32] = []
+        public var tunedTeaches: [Bool] = []
     }
 
     public let model: LlamaModel
@@ -74,6 +81,7 @@ public struct GateTrainer {
                 rows.inputs += streams[1].hidden[(t * d)..<((t + 1) * d)]
                 rows.inputs += streams[1].query
                 rows.targets.append(tokens[t + 1])
+                rows.tunedTeaches.append(e.inside)
             }
             progress(n + 1, examples.count)
         }
@@ -101,8 +109,10 @@ public struct GateTrainer {
                 inputs.reserveCapacity(picked.count * w)
                 for p in picked { inputs += rows.inputs[(p * w)..<((p + 1) * w)] }
                 let targets = picked.map { rows.targets[$0] }
+                let teachers = picked.map { rows.tunedTeaches[$0] }
                 let (loss, ga, gb) = head.withUnsafeBufferPointer {
-                    gate.lossAndGradient(inputs: inputs, targets: targets, head: $0.baseAddress!, vocab: vocab)
+                    gate.lossAndGradient(inputs: inputs, targets: targets, tunedTeaches: teachers, softWeight: options.softWeight,
+                                         head: $0.baseAddress!, vocab: vocab)
                 }
                 adamA.step(&gate.a, ga, rate: options.learningRate)
                 adamB.step(&gate.b, gb, rate: options.learningRate)
@@ -112,6 +122,25 @@ public struct GateTrainer {
             losses.append(total / Float(max(order.count, 1)))
         }
         return losses
+    }
+}
+
+extension GateTrainer.Rows {
+    /// The gate's mean value (the base's weight) over the rows inside the task and outside it.
+    public func meanGate(_ gate: LearnedGate) -> (inside: Float, outside: Float) {
+        let d = gate.dim, w = 4 * d
+        var sums: [Bool: (Double, Int)] = [true: (0, 0), false: (0, 0)]
+        var g = [Float](repeating: 0, count: d)
+        inputs.withUnsafeBufferPointer { x in
+            for (p, inside) in tunedTeaches.enumerated() {
+                let v = x.baseAddress! + p * w
+                gate.gate(queryBase: v, base: v + d, tuned: v + 2 * d, queryTuned: v + 3 * d, into: &g)
+                sums[inside]!.0 += Double(g.reduce(0, +)) / Double(d)
+                sums[inside]!.1 += 1
+            }
+        }
+        func mean(_ k: Bool) -> Float { Float(sums[k]!.0 / Double(max(sums[k]!.1, 1))) }
+        return (mean(true), mean(false))
     }
 }
 

@@ -51,11 +51,15 @@ public struct LearnedGate: Sendable {
         }
     }
 
-    /// Mean next-token cross-entropy of LMHead(g ⊙ h_b + (1 − g) ⊙ h_t) over `n` positions and
-    /// its gradient in A and B, written out by hand (the hidden states and the head are frozen).
+    /// Mean loss of p = softmax(LMHead(g ⊙ h_b + (1 − g) ⊙ h_t)) over `n` positions and its
+    /// gradient in A and B, written out by hand (the hidden states and the head are frozen).
+    /// The loss is (1 − μ)·cross-entropy to the target token + μ·KL(q ‖ p), q the next-token
+    /// distribution of the stream that should lead at that position (`tunedTeaches`: the tuned
+    /// one inside the task, the base outside) — the soft term tells the gate which stream to
+    /// follow even where both would pick the same token.
     /// `inputs` holds each position's v = [q̄_b; h_b; h_t; q̄_t] (n × 4d); `head` is the LM head (vocab × d).
-    public func lossAndGradient(inputs: [Float], targets: [Int32], head: UnsafePointer<Float>, vocab: Int)
-        -> (loss: Float, gradA: [Float], gradB: [Float]) {
+    public func lossAndGradient(inputs: [Float], targets: [Int32], tunedTeaches: [Bool]? = nil, softWeight μ: Float = 0,
+                                head: UnsafePointer<Float>, vocab: Int) -> (loss: Float, gradA: [Float], gradB: [Float]) {
         let d = dim, r = rank, n = targets.count, w = 4 * d
         precondition(inputs.count == n * w)
         var m = [Float](repeating: 0, count: n * r)
@@ -77,18 +81,50 @@ public struct LearnedGate: Sendable {
                             1, hp.baseAddress, Int32(d), head, Int32(d), 0, zp.baseAddress, Int32(vocab))
             }
         }
-        // dZ = (softmax − one-hot) / n, in place.
+        // The teachers' logits, when the soft term is on.
+        var teacher: [Float] = []
+        if μ > 0, let tunedTeaches {
+            var ht = [Float](repeating: 0, count: n * d)
+            for p in 0..<n {
+                let from = p * w + (tunedTeaches[p] ? 2 * d : d)
+                for j in 0..<d { ht[p * d + j] = inputs[from + j] }
+            }
+            teacher = [Float](repeating: 0, count: n * vocab)
+            teacher.withUnsafeMutableBufferPointer { tp in
+                ht.withUnsafeBufferPointer { hp in
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(vocab), Int32(d),
+                                1, hp.baseAddress, Int32(d), head, Int32(d), 0, tp.baseAddress, Int32(vocab))
+                }
+            }
+        }
+        // dZ = (p − (1 − μ)·one-hot − μ·q) / n, in place.
         var loss: Double = 0
+        let hard = teacher.isEmpty ? 1 : 1 - μ
         for p in 0..<n {
             let row = Array(z[(p * vocab)..<((p + 1) * vocab)])
             let top = row.max()!
             var sum: Double = 0
             for v in row { sum += Double(expf(v - top)) }
+            let logSum = Float(log(sum))
             let t = Int(targets[p])
-            loss += log(sum) - Double(row[t] - top)
-            let inv = Float(1 / sum) / Float(n)
-            for v in 0..<vocab { z[p * vocab + v] = expf(row[v] - top) * inv }
-            z[p * vocab + t] -= 1 / Float(n)
+            loss += Double(hard) * Double(logSum - (row[t] - top))
+            for v in 0..<vocab { z[p * vocab + v] = expf(row[v] - top - logSum) / Float(n) }
+            z[p * vocab + t] -= hard / Float(n)
+            if !teacher.isEmpty {
+                let trow = teacher[(p * vocab)..<((p + 1) * vocab)]
+                let ttop = trow.max()!
+                var tsum: Double = 0
+                for v in trow { tsum += Double(expf(v - ttop)) }
+                let tlog = Float(log(tsum))
+                var kl: Double = 0
+                for v in 0..<vocab {
+                    let lq = teacher[p * vocab + v] - ttop - tlog
+                    let q = expf(lq)
+                    kl += Double(q * (lq - (row[v] - top - logSum)))
+                    z[p * vocab + v] -= μ * q / Float(n)
+                }
+                loss += Double(μ) * kl
+            }
         }
         var dh = [Float](repeating: 0, count: n * d)
         dh.withUnsafeMutableBufferPointer { dp in
