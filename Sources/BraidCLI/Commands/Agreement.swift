@@ -63,7 +63,7 @@ struct Agreement: ParsableCommand {
             var options = InterweaveOptions()
             options.interweave = mode
             try options.validate()
-            let gate = try options.gate(for: vectors, model: rt.model)
+            let gate = try options.gate(for: vectors.filter { v in task.map { $0 == v.name } ?? true }, model: rt.model)
             var tally = BaseAgreement.Tally()
             let bar = ProgressBar("agreement \(mode)", quiet: quiet)
             for (i, c) in cases.enumerated() {
