@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuilds the shipped task vectors models/TASK.tv.gguf from ../shared/models/deltas: 1-bit signs
 # with per-row scales fitted on 256 dev examples of each task (arith also keeps ffn_down as Q4_0),
-# and the router fitted over them.
+# the router fitted over them, and each vector's learned interweaving gate (models/TASK.gate.gguf).
 # Needs a release build and the base.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,9 @@ for t in arith json sentiment spell; do
 done
 # The router (fitted on the dev splits, general prompts and prompts/router-train.jsonl) goes into every vector.
 $B router fit --task-dir models --feature-layers 10 -q
+# Gates name the vector's weights (not its metadata), so a later router fit keeps them valid.
+$B train-gate --task arith --examples 512 -q
+for t in json sentiment spell; do $B train-gate --task "$t" --examples 256 -q; done
 python3 - <<'PY'
 import hashlib, json, os, struct
 rows = []
@@ -44,6 +47,9 @@ for t in ["arith", "json", "sentiment", "spell"]:
                  "source": os.path.basename(src), "source_sha256": hashlib.sha256(open(src, "rb").read()).hexdigest(),
                  "base_sha256": meta.get("braid.task_vector.base_sha256", ""), "bytes": os.path.getsize(path),
                  "sha256": hashlib.sha256(b).hexdigest()})
-json.dump({"format_version": 1, "task_vectors": rows}, open("models/manifest.json", "w"), indent=2)
+gates = [{"task": t, "file": f"{t}.gate.gguf", "bytes": os.path.getsize(f"models/{t}.gate.gguf"),
+          "sha256": hashlib.sha256(open(f"models/{t}.gate.gguf", "rb").read()).hexdigest()}
+         for t in ["arith", "json", "sentiment", "spell"] if os.path.exists(f"models/{t}.gate.gguf")]
+json.dump({"format_version": 1, "task_vectors": rows, "interweaving_gates": gates}, open("models/manifest.json", "w"), indent=2)
 print(json.dumps(rows, indent=1))
 PY

@@ -118,7 +118,7 @@ struct InterweaveTests {
     @Test func gateFileLoadsForItsVectorAndIsRefusedForAnother() throws {
         let (model, vectors) = try tiny()
         let d = model.config.embeddingLength
-        var gate = LearnedGate(dim: d, rank: 4, task: vectors[0].name, taskVectorSHA256: vectors[0].sha256, seed: 3)
+        var gate = LearnedGate(dim: d, rank: 4, task: vectors[0].name, taskVectorSHA256: vectors[0].weightsSHA256, seed: 3)
         gate.b = gate.a.prefix(4 * d).map { $0 * 2 }
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("braid-gate-\(UUID().uuidString).gate.gguf").path
         try gate.write(to: path)
@@ -139,7 +139,7 @@ struct InterweaveTests {
         let trainer = GateTrainer(model: model, queryMarker: nil, options: options)
         let rows = try trainer.collect([inside, other], route: Route([(vectors[0], 1)]))
         #expect(rows.targets.count == 9)
-        var gate = LearnedGate(dim: model.config.embeddingLength, rank: 4, task: "t0", taskVectorSHA256: vectors[0].sha256)
+        var gate = LearnedGate(dim: model.config.embeddingLength, rank: 4, task: "t0", taskVectorSHA256: vectors[0].weightsSHA256)
         let losses = trainer.train(&gate, rows: rows)
         #expect(losses.last! < losses.first! - 0.05)
         // It learns to lean on the tuned stream inside the task and on the base outside it.

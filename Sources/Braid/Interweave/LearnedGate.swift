@@ -14,7 +14,7 @@ public struct LearnedGate: Sendable {
     public var a: [Float]
     /// r × d, row-major.
     public var b: [Float]
-    /// The task vector it was trained for: its task name and file sha256.
+    /// The task vector it was trained for: its task name and the sha256 of its weights (`TaskVector.weightsSHA256`).
     public var task: String
     public var taskVectorSHA256: String
 
@@ -172,7 +172,7 @@ public struct LearnedGate: Sendable {
         try w.write(to: path)
     }
 
-    /// Loads a gate and checks it belongs to `vector` (same file sha256) and to the model's width.
+    /// Loads a gate and checks it belongs to `vector` (the same weights) and to the model's width.
     public init(path: String, for vector: TaskVector, dim: Int) throws {
         let f = try GGUFFile(path: path)
         guard f.metadata["general.type"]?.stringValue == Self.fileType else {
@@ -184,7 +184,7 @@ public struct LearnedGate: Sendable {
         }
         task = try f.string("braid.gate.task")
         taskVectorSHA256 = try f.string("braid.gate.task_vector_sha256")
-        let sha = vector.sha256
+        let sha = vector.weightsSHA256
         guard taskVectorSHA256 == sha else {
             throw BraidError.invalidArgument("\(path) was trained for another task vector (\(task), sha256 \(taskVectorSHA256.prefix(12))…), not \(vector.name) (\(sha.prefix(12))…); retrain it with braid train-gate")
         }

@@ -107,8 +107,9 @@ public final class TaskVector: @unchecked Sendable {
     }
 
     /// Bytes of the task vector's tensors (what serving it reads).
-    /// sha256 of the file: what a gate trained for this vector names.
-    public var sha256: String { SHA256.hex(file.map.bytes) }
+    /// sha256 of the tensor data (the weights, not the metadata): what a gate trained for this
+    /// vector names, so refitting the router stored in the metadata keeps its gates valid.
+    public var weightsSHA256: String { SHA256.hex(UnsafeRawBufferPointer(rebasing: file.map.bytes[file.dataOffset...])) }
 
     public var byteCount: Int { file.tensorList.reduce(0) { $0 + $1.byteCount } }
 }

@@ -87,7 +87,7 @@ struct TrainGate: ParsableCommand {
         options.softWeight = softWeight
         let trainer = GateTrainer(model: rt.model, queryMarker: rt.tokenizer.id(of: "<|im_start|>"), options: options)
         let rows = try trainer.collect(set, route: Route([(vector, 1)]), progress: ProgressBar("hidden states", quiet: quiet).update)
-        var gate = LearnedGate(dim: rt.model.config.embeddingLength, rank: rank, task: vector.name, taskVectorSHA256: vector.sha256)
+        var gate = LearnedGate(dim: rt.model.config.embeddingLength, rank: rank, task: vector.name, taskVectorSHA256: vector.weightsSHA256)
         let bar = ProgressBar("train", quiet: quiet)
         let losses = trainer.train(&gate, rows: rows) { step, total, _ in bar.update(step, total) }
         let (inside, outsideGate) = rows.meanGate(gate)
