@@ -26,6 +26,60 @@ struct TaskVectorIntegrationTests {
         #expect(baseRight < vectorRight)
     }
 
+    /// A real fine-tune written as Hugging Face safetensors (HF names, [out, in], rotate-half
+    /// q/k rows; F32 and BF16) gives the deltas the delta GGUF gives.
+    @Test func safetensorsFineTuneGivesTheSameDeltas() throws {
+        let model = try Fixtures.model()
+        let c = model.config
+        let delta = try DeltaSource.deltaGGUF(Fixtures.shared.appendingPathComponent("models/deltas/json.delta.Q4_0.gguf").path, base: model)
+        let picks = [("model.layers.3.self_attn.q_proj.weight", "blk.3.attn_q.weight", c.headCount),
+                     ("model.layers.3.self_attn.k_proj.weight", "blk.3.attn_k.weight", c.headCountKV),
+                     ("model.layers.3.mlp.up_proj.weight", "blk.3.ffn_up.weight", 0),
+                     ("model.layers.3.input_layernorm.weight", "blk.3.attn_norm.weight", 0)]
+        for dtype in ["F32", "BF16"] {
+            var header: [String: Any] = [:]
+            var payload = Data()
+            for (hf, name, heads) in picks {
+                let t = try model.gguf.tensor(name)
+                var tuned = [Float](repeating: 0, count: t.elementCount)
+                tuned.withUnsafeMutableBufferPointer { BlockCodec.decode(t.type, model.gguf.data(t), into: $0.baseAddress!, count: t.elementCount) }
+                if let d = try delta.delta(name) { for i in tuned.indices { tuned[i] += d[i] } }
+                let rows = t.shape.count == 2 ? t.shape[1] : 1, cols = t.shape[0]
+                if heads > 0 {  // GGUF row h·hd + 2i + s was HF row h·hd + s·hd/2 + i
+                    let hd = rows / heads
+                    var hfOrder = tuned
+                    for h in 0..<heads { for i in 0..<(hd / 2) { for s in 0..<2 { for j in 0..<cols {
+                        hfOrder[(h * hd + s * hd / 2 + i) * cols + j] = tuned[(h * hd + 2 * i + s) * cols + j]
+                    } } } }
+                    tuned = hfOrder
+                }
+                let bytes = dtype == "F32" ? tuned.withUnsafeBytes { Data($0) }
+                    : tuned.map { UInt16(truncatingIfNeeded: $0.bitPattern >> 16) }.withUnsafeBytes { Data($0) }
+                header[hf] = ["dtype": dtype, "shape": t.shape.count == 2 ? [rows, cols] : [cols], "data_offsets": [payload.count, payload.count + bytes.count]]
+                payload += bytes
+            }
+            let json = try JSONSerialization.data(withJSONObject: header)
+            var file = withUnsafeBytes(of: UInt64(json.count).littleEndian) { Data($0) }
+            file += json + payload
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("braid-hf-\(UUID().uuidString).safetensors").path
+            try file.write(to: URL(fileURLWithPath: path))
+            let source = try DeltaSource.safetensors(path, base: model)
+            for (_, name, _) in picks {
+                let expected = try delta.delta(name)!, got = try source.delta(name)!
+                // BF16 keeps 8 bits of mantissa of the tuned weight: compare against its size.
+                let tolerance: Float = dtype == "F32" ? 1e-5 : 0.02
+                let worst = zip(expected, got).map { abs($0 - $1) }.max()!
+                let scale = expected.map { abs($0) }.max()!
+                #expect(worst <= tolerance * max(scale, 1), "\(dtype) \(name): max error \(worst), delta scale \(scale)")
+                if dtype == "F32" {
+                    let agree = zip(expected, got).filter { ($0 >= 0) == ($1 >= 0) }.count
+                    #expect(Double(agree) / Double(expected.count) > 0.999, "\(name): signs")
+                }
+            }
+            #expect(try source.delta("blk.4.attn_q.weight") == nil)
+        }
+    }
+
     @Test func shippedVectorsLoadAndMatchTheManifest() throws {
         let model = try Fixtures.model()
         let sha = try BaseIdentity.sha256(of: model)

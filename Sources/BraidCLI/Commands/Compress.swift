@@ -13,6 +13,9 @@ struct Compress: ParsableCommand {
     @Option(help: "The fine-tune as a full GGUF of the same architecture (delta = tuned − base).")
     var fineTuned: String?
 
+    @Option(help: "The fine-tune as Hugging Face Llama safetensors, a file or a folder of shards (delta = tuned − base).")
+    var safetensors: String?
+
     @Option(name: .customLong("task"), help: "Task name stored in the vector (default: from the delta file).")
     var taskName: String?
 
@@ -44,14 +47,20 @@ struct Compress: ParsableCommand {
     var quiet = false
 
     func validate() throws {
-        guard (delta == nil) != (fineTuned == nil) else { throw ValidationError("give exactly one of --delta or --fine-tuned") }
+        guard [delta, fineTuned, safetensors].compactMap({ $0 }).count == 1 else {
+            throw ValidationError("give exactly one of --delta, --fine-tuned or --safetensors")
+        }
+        // Fitting runs the fine-tune itself for its layer outputs, which braid serves from a delta GGUF.
+        if fitScales && delta == nil { throw ValidationError("--fit-scales needs the fine-tune as a --delta GGUF") }
         guard CompressionOptions.Scales(rawValue: scales) != nil else { throw ValidationError("--scales must be row or matrix") }
         guard ["q4_0", "q8_0"].contains(denseType) else { throw ValidationError("--dense-type must be q4_0 or q8_0") }
     }
 
     func run() throws {
         let model = try modelOptions.load()
-        let source = try delta.map { try DeltaSource.deltaGGUF($0, base: model) } ?? DeltaSource.fineTunedGGUF(fineTuned!, base: model)
+        let source = try delta.map { try DeltaSource.deltaGGUF($0, base: model) }
+            ?? fineTuned.map { try DeltaSource.fineTunedGGUF($0, base: model) }
+            ?? DeltaSource.safetensors(safetensors!, base: model)
         var options = CompressionOptions()
         options.scales = CompressionOptions.Scales(rawValue: scales)!
         options.denseType = denseType == "q8_0" ? .q8_0 : .q4_0
