@@ -79,4 +79,26 @@ struct RouterTests {
         #expect(together.map(\.tokens) == alone.map(\.tokens))
         #expect(Set(together.map(\.tokens)).count > 1)
     }
+
+    /// Prompts sharing a 12-token start (a system prompt): the batch computes it once per route
+    /// and copies it, and still answers exactly as a generator running each prompt whole does.
+    @Test(arguments: [nil, InterweaveGate.fixed(0.3, space: .hidden)])
+    func sharedPrefixDoesNotChangeAnswers(gate: InterweaveGate?) throws {
+        let (base, vectors) = try tinyVectors(2)
+        let tokenizer = try BPETokenizer(tokens: (0..<96).map { String(UnicodeScalar(UInt8(33 + $0))) }, tokenTypes: [],
+                                         merges: [], bosID: nil, eosID: 95, addBOS: false)
+        let prefix: [Int32] = (0..<12).map { Int32($0 * 5 % 90) }
+        let routes = [Route.base, Route([(vectors[0], 1)]), Route([(vectors[1], 1)]), Route([(vectors[0], 1)])]
+        let requests = routes.enumerated().map { i, r in
+            BatchRunner.Request(prompt: prefix + (0..<(3 + i)).map { Int32(($0 * 11 + i * 3) % 90) }, route: r)
+        }
+        let together = try BatchRunner(model: base, tokenizer: tokenizer, batch: 3, maxTokens: 10, interweave: gate).run(requests)
+        let generator = Generator(model: base, tokenizer: tokenizer, contextLength: 64, interweave: gate)
+        let alone = try requests.map { r -> [Int32] in
+            generator.reset()
+            return try generator.generate(r.prompt, route: r.route, sampling: SamplingParameters(temperature: 0), maxTokens: 10).tokens
+        }
+        #expect(together.map(\.tokens) == alone)
+        #expect(Set(alone).count > 1)
+    }
 }

@@ -65,6 +65,16 @@ public final class BatchRunner {
         var spare: [DecodeSequence] = (0..<batch).map { _ in decoder.makeSequence(capacity: capacity) }
 
         let marker = tokenizer.id(of: "<|im_start|>")
+        // The prompts share their start (the system prompt): its keys and values are computed
+        // once per route and copied, so each request evaluates only its own tokens. Under the
+        // learned gate the prefix stops before the user's turn, which its query summary covers.
+        let queryStarts = requests.map { Generator.queryStart($0.prompt, marker: marker) }
+        var shared = requests.first.map { $0.prompt.count - 1 } ?? 0
+        for (r, q) in zip(requests, queryStarts) {
+            shared = min(shared, r.prompt.count - 1, zip(r.prompt, requests[0].prompt).prefix { $0 == $1 }.count)
+            if case .learned = decoder.gate { shared = min(shared, q) }
+        }
+        var prefixes: [String: DecodeSequence] = [:]
         /// Starts request i in a free sequence: prefill, first greedy token. Nil if it ended at once.
         func start(_ i: Int) throws -> Slot? {
             let sequence = spare.removeLast()
@@ -73,7 +83,17 @@ public final class BatchRunner {
             sequence.prior = requests[i].prior
             started[i] = now()
             let prompt = requests[i].prompt
-            let logits = try decoder.prefill(sequence, prompt, queryStart: Generator.queryStart(prompt, marker: marker))
+            if shared >= 8 {
+                let label = requests[i].route.label
+                if prefixes[label] == nil {
+                    let p = decoder.makeSequence(capacity: shared, route: requests[i].route)
+                    try decoder.prefill(p, Array(prompt[..<shared]))
+                    prefixes[label] = p
+                }
+                sequence.copyPrefix(from: prefixes[label]!, count: shared)
+            }
+            let skip = sequence.count
+            let logits = try decoder.prefill(sequence, Array(prompt[skip...]), queryStart: max(0, queryStarts[i] - skip))
             answers[i].promptSeconds = Double(now() - started[i]) / 1e9
             prefillSeconds += answers[i].promptSeconds
             let first = Int32(Ops.argmax(logits))

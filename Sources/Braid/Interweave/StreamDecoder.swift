@@ -31,6 +31,12 @@ public final class DecodeSequence {
     }
 
     public func reset() { truncate(to: 0) }
+
+    /// Takes the first `n` positions of both streams of `other`, computed under the same route.
+    public func copyPrefix(from other: DecodeSequence, count n: Int) {
+        cache.copyPrefix(from: other.cache, count: n)
+        if other.isInterweaved, let b = baseCache, let o = other.baseCache { b.copyPrefix(from: o, count: n) }
+    }
 }
 
 /// Turns tokens into next-token logits for one or many sequences, each single-stream or

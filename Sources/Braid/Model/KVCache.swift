@@ -36,6 +36,16 @@ public final class KVCache: @unchecked Sendable {
     public func truncate(to position: Int) { count = min(count, max(0, position)) }
     public func reset() { count = 0 }
 
+    /// Takes the first `n` positions of `other` (a shared prompt prefix computed once).
+    public func copyPrefix(from other: KVCache, count n: Int) {
+        precondition(n <= other.count && n <= capacity && other.kvDim == kvDim && other.layers == layers)
+        for l in 0..<layers {
+            key(layer: l, position: 0).update(from: other.key(layer: l, position: 0), count: n * kvDim)
+            value(layer: l, position: 0).update(from: other.value(layer: l, position: 0), count: n * kvDim)
+        }
+        count = n
+    }
+
     /// Bytes reserved for keys and values.
     public var byteCount: Int { 2 * layers * capacity * kvDim * MemoryLayout<Float16>.size }
 }
