@@ -2,8 +2,8 @@ import Foundation
 
 /// Evolver (METHODS.md §6), "with merger" mode, on task-vector coefficients: the population is
 /// the N models themselves, individual i a coefficient per (model, group) — group = a layer or
-/// a single tensor — starting at its own task vector (weight·e_i). The merged model is
-/// λ·Σ_i individual_i. Each generation visits the individuals in random order, mutates one
+/// a single tensor — starting at its own task vector (e_i). The merged model is
+/// λ·Σ_i individual_i, times each model's (filtered) weight per tensor. Each generation visits the individuals in random order, mutates one
 /// (current-to-ref v = x_i + F(x_r − x_i), or DE/rand/1 x_i + F(x_r1 − x_r2)), applies binomial
 /// crossover (CR, no forced coordinate), re-merges in memory and keeps the change only if the
 /// merged model's dev score strictly improves. Selection sees the dev subset only.
@@ -16,10 +16,17 @@ public struct Evolver {
         public var seconds: Double
     }
 
-    public struct Outcome: Sendable {
-        /// [model][group] coefficients of the best merge (λ applied).
-        public var coefficients: [[Float]]
+    public struct Outcome {
+        /// [model][group] factors of the best merge (λ applied); a tensor's coefficient is its
+        /// group's factor times the model's weight for that tensor.
+        public var factors: [[Float]]
         public var groupOf: [String: Int]
+        public var weights: (String) -> [Float]
+
+        public func coefficients(_ tensor: String) -> [Float] {
+            let g = groupOf[tensor] ?? 0
+            return zip(factors, weights(tensor)).map { $0[g] * $1 }
+        }
         public var initialScore: Double
         public var bestScore: Double
         public var steps: [Step]
@@ -60,7 +67,7 @@ public struct Evolver {
         // population[i][t * g + group]
         var population: [[Float]] = (0..<n).map { i in
             var x = [Float](repeating: 0, count: n * g)
-            for j in 0..<g { x[i * g + j] = merger.config.models[i].weight }
+            for j in 0..<g { x[i * g + j] = 1 }
             return x
         }
         func merged(_ p: [[Float]]) -> [[Float]] {
@@ -75,7 +82,7 @@ public struct Evolver {
             let c = merged(p)
             try candidate.fill { t in
                 guard let group = groupOf[t.name] else { return nil }
-                return try merger.delta(t, coefficients: c.map { $0[group] })
+                return try merger.delta(t, coefficients: zip(c, merger.weights(t.name)).map { $0[group] * $1 })
             }
             model.weights = candidate.weights
             let acc = Evaluator.accuracy(try evaluator.run(examples, route: { _ in .base }))
@@ -123,6 +130,6 @@ public struct Evolver {
                 log(step)
             }
         }
-        return Outcome(coefficients: merged(population), groupOf: groupOf, initialScore: first.score, bestScore: best, steps: steps)
+        return Outcome(factors: merged(population), groupOf: groupOf, weights: merger.weights, initialScore: first.score, bestScore: best, steps: steps)
     }
 }

@@ -28,7 +28,9 @@ public struct MergeConfig: Sendable {
 
     public struct Model: Sendable {
         public var path: String
-        public var weight: Float = 1
+        /// (tensor-name filter, weight): the first entry whose filter is part of the tensor's
+        /// name applies (mergekit's filtered parameters); nil filter matches all; no match → 1.
+        public var weights: [(filter: String?, value: Float)] = []
         /// fraction of entries kept by TIES / DARE (nil: the global `density`)
         public var density: Float?
     }
@@ -117,7 +119,7 @@ public struct MergeConfig: Sendable {
             var model = Model(path: try e.string("model"))
             let mp = try e.section("parameters")
             try mp.only(["weight", "density"])
-            model.weight = try mp.optionalFloat("weight") ?? 1
+            model.weights = try mp.filtered("weight")
             model.density = try mp.optionalFloat("density")
             return model
         }
@@ -177,6 +179,11 @@ public struct MergeConfig: Sendable {
         try self.init(yaml: String(decoding: data, as: UTF8.self), source: path)
     }
 
+    /// Model `i`'s weight for `tensor`.
+    public func weight(of i: Int, tensor: String) -> Float {
+        models[i].weights.first { $0.filter.map(tensor.contains) ?? true }?.value ?? 1
+    }
+
     /// The density model `i` trims or drops to.
     public func density(of i: Int) -> Float { models[i].density ?? density }
 }
@@ -223,6 +230,19 @@ private struct Reader {
         if let d = v as? Double { return Float(d) }
         if let i = v as? Int { return Float(i) }
         throw BraidError.invalidArgument("\(path).\(key) must be a number")
+    }
+
+    /// A number, or a list of {filter: STRING, value: NUMBER} (filter optional).
+    func filtered(_ key: String) throws -> [(filter: String?, value: Float)] {
+        guard let v = map[key] else { return [] }
+        if let x = try? optionalFloat(key) { return [(nil, x)] }
+        guard let a = v as? [Any] else { throw BraidError.invalidArgument("\(path).\(key) must be a number or a list of {filter, value}") }
+        return try a.enumerated().map { i, e in
+            let r = try Reader(e, path: "\(path).\(key)[\(i)]")
+            try r.only(["filter", "value"])
+            guard let value = try r.optionalFloat("value") else { throw BraidError.invalidArgument("\(r.path): missing value") }
+            return (try r.optionalString("filter"), value)
+        }
     }
 
     func optionalInt(_ key: String) throws -> Int? {

@@ -64,13 +64,18 @@ public final class Merger: @unchecked Sendable {
             merged = star(&deltas, t, rows: rows, columns: columns)
         } else {
             merged = TaskArithmetic(config: config, thresholds: thresholds)
-                .merge(&deltas, weights: config.models.map(\.weight), densities: sources.indices.map(config.density(of:)), tensor: t.name)
+                .merge(&deltas, weights: weights(t.name), densities: sources.indices.map(config.density(of:)), tensor: t.name)
         }
         if let aim, var m = merged, let (layer, kind) = Self.blockMatrix(t.name) {
             AIM.apply(&m, rows: rows, columns: columns, relaxation: aim.relaxation(layer: layer, kind: kind))
             merged = m
         }
         return merged
+    }
+
+    /// Each model's weight for `tensor`.
+    public func weights(_ tensor: String) -> [Float] {
+        sources.indices.map { config.weight(of: $0, tensor: tensor) }
     }
 
     /// STAR on block matrices; other tensors (norms) are averaged as they are.
@@ -82,7 +87,7 @@ public final class Merger: @unchecked Sendable {
         }
         var ta = TaskArithmetic()
         ta.lambda = config.lambda / Float(sources.count)
-        return ta.merge(&deltas, weights: config.models.map(\.weight), densities: [], tensor: t.name)
+        return ta.merge(&deltas, weights: weights(t.name), densities: [], tensor: t.name)
     }
 
     /// Every base tensor with its merged delta (nil: unchanged), in file order. Tensors are

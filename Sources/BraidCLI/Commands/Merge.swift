@@ -55,10 +55,10 @@ struct Merge: ParsableCommand {
                                   s.accepted ? "kept" : "dropped", tasks, s.seconds))
             }
             printError(String(format: "evolver: dev %.1f → %.1f", outcome.initialScore, outcome.bestScore))
-            for (i, c) in outcome.coefficients.enumerated() {
+            for (i, c) in outcome.factors.enumerated() {
                 printError("  \(merger.sources[i].name): " + c.map { String(format: "%.2f", $0) }.joined(separator: " "))
             }
-            coefficients = { t in outcome.coefficients.map { $0[outcome.groupOf[t.name] ?? 0] } }
+            coefficients = { outcome.coefficients($0.name) }
         }
         try MergeOutput.write(merger, to: out, name: label, baseSHA256: sha, coefficients: coefficients,
                               progress: ProgressBar("merge \(cfg.method.rawValue)", quiet: quiet).update)
