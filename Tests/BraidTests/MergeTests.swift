@@ -169,5 +169,13 @@ struct MergeTests {
         base.weights.layers[1].up.decodeRow(3, into: &baseRow)
         let want = (0..<row.count).map { baseRow[$0] + expected[3 * row.count + $0] }
         #expect(zip(row, want).allSatisfy { abs($0 - $1) < 0.02 })
+        // Refilling while the model runs on the merged weights still starts from the base.
+        let original = base.weights
+        base.weights = weights.weights
+        try weights.fill { try merger.delta($0, coefficients: [0.5, 0.5]) }
+        var again = row
+        weights.weights.layers[1].up.decodeRow(3, into: &again)
+        base.weights = original
+        #expect(again == row)
     }
 }

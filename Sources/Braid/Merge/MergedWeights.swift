@@ -6,11 +6,14 @@ import Synchronization
 public final class MergedWeights: @unchecked Sendable {
     public private(set) var weights: LlamaWeights
     private let base: LlamaModel
+    /// The base's own weights, kept apart: `base.weights` may be these merged weights meanwhile.
+    private let baseWeights: LlamaWeights
     private var buffers: [[UnsafeMutableRawPointer]]
 
     public init(base: LlamaModel) {
         self.base = base
         weights = base.weights
+        baseWeights = base.weights
         buffers = base.weights.layers.map { layer in
             layer.matrices.map { UnsafeMutableRawPointer.allocate(byteCount: GGMLType.q8_0.rowBytes($0.1.columns) * $0.1.rows, alignment: 64) }
         }
@@ -22,7 +25,7 @@ public final class MergedWeights: @unchecked Sendable {
     /// on the base's pool.
     public func fill(_ delta: (TensorInfo) throws -> [Float]?) throws {
         let g = base.gguf, pool = base.pool
-        let layers = base.weights.layers
+        let layers = baseWeights.layers
         let kinds = TaskVector.matrixKinds.count
         let failure = Mutex<Error?>(nil)
         let made = Mutex([[WeightMatrix?]](repeating: [WeightMatrix?](repeating: nil, count: kinds), count: layers.count))
@@ -52,7 +55,7 @@ public final class MergedWeights: @unchecked Sendable {
             guard let d = try delta(try g.tensor(name)) else { return b }
             return zip(b, d).map { $0 + $1 }
         }
-        let w = base.weights
+        let w = baseWeights
         weights = LlamaWeights(
             tokenEmbedding: w.tokenEmbedding, output: w.output, outputNorm: try norm("output_norm.weight", w.outputNorm),
             layers: try layers.enumerated().map { l, layer in
