@@ -21,6 +21,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -31,7 +32,7 @@ let package = Package(
         ),
         .target(
             name: "Braid",
-            dependencies: ["COpenBLAS"],
+            dependencies: ["COpenBLAS", .product(name: "Yams", package: "Yams")],
             swiftSettings: simdFlags
         ),
         .executableTarget(

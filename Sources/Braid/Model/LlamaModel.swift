@@ -21,7 +21,7 @@ public struct BatchEntry {
 public final class LlamaModel: @unchecked Sendable {
     public let gguf: GGUFFile
     public let config: LlamaConfig
-    public let weights: LlamaWeights
+    public var weights: LlamaWeights
     public let pool: ThreadPool
     /// Columns per forward call; longer prompts are fed in chunks of this size.
     public let maxBatch: Int
