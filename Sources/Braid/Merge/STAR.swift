@@ -10,21 +10,13 @@ public enum STAR {
     public static func truncate(_ matrix: inout [Float], rows: Int, columns: Int, eta: Float) -> Int {
         // LAPACK is column-major: the row-major m × n matrix is the column-major n × m matrix
         // Aᵀ. Truncating Aᵀ's SVD and writing it back in the same layout truncates A's.
-        var m = Int32(columns), n = Int32(rows)
+        let m = Int32(columns), n = Int32(rows)
         let k = Int(min(m, n))
         var s = [Float](repeating: 0, count: k)
         var u = [Float](repeating: 0, count: Int(m) * k)
         var vt = [Float](repeating: 0, count: k * Int(n))
-        var iwork = [Int32](repeating: 0, count: 8 * k)
-        var lda = m, ldu = m, ldvt = Int32(k), info: Int32 = 0
-        var jobz = Int8(UInt8(ascii: "S"))
         var a = matrix
-        var query: Float = 0
-        var lwork: Int32 = -1
-        sgesdd_(&jobz, &m, &n, &a, &lda, &s, &u, &ldu, &vt, &ldvt, &query, &lwork, &iwork, &info)
-        lwork = Int32(query)
-        var work = [Float](repeating: 0, count: Int(lwork))
-        sgesdd_(&jobz, &m, &n, &a, &lda, &s, &u, &ldu, &vt, &ldvt, &work, &lwork, &iwork, &info)
+        let info = gesdd("S", m, n, &a, &s, &u, m, &vt, Int32(k))
         guard info == 0 else { return k }  // no convergence: leave the matrix as it is
 
         let r = rank(s, eta: eta)
@@ -53,20 +45,23 @@ public enum STAR {
 
     /// Singular values of a row-major matrix (descending), for checks and reports.
     public static func singularValues(_ matrix: [Float], rows: Int, columns: Int) -> [Float] {
-        var m = Int32(columns), n = Int32(rows)
-        let k = Int(min(m, n))
-        var s = [Float](repeating: 0, count: k)
-        var a = matrix
-        var lda = m, ldu: Int32 = 1, ldvt: Int32 = 1, info: Int32 = 0
-        var jobz = Int8(UInt8(ascii: "N"))
-        var iwork = [Int32](repeating: 0, count: 8 * k)
-        var u: Float = 0, vt: Float = 0
-        var query: Float = 0
-        var lwork: Int32 = -1
+        var s = [Float](repeating: 0, count: min(rows, columns))
+        var a = matrix, u: [Float] = [0], vt: [Float] = [0]
+        _ = gesdd("N", Int32(columns), Int32(rows), &a, &s, &u, 1, &vt, 1)
+        return s
+    }
+
+    /// LAPACK's sgesdd on the column-major m × n `a` (destroyed), with its workspace query first;
+    /// returns LAPACK's info (0: converged).
+    private static func gesdd(_ job: Character, _ m: Int32, _ n: Int32, _ a: inout [Float], _ s: inout [Float],
+                              _ u: inout [Float], _ ldu: Int32, _ vt: inout [Float], _ ldvt: Int32) -> Int32 {
+        var jobz = Int8(job.asciiValue!), m = m, n = n, lda = m, ldu = ldu, ldvt = ldvt, info: Int32 = 0
+        var iwork = [Int32](repeating: 0, count: 8 * Int(min(m, n)))
+        var query: Float = 0, lwork: Int32 = -1
         sgesdd_(&jobz, &m, &n, &a, &lda, &s, &u, &ldu, &vt, &ldvt, &query, &lwork, &iwork, &info)
         lwork = Int32(query)
         var work = [Float](repeating: 0, count: Int(lwork))
         sgesdd_(&jobz, &m, &n, &a, &lda, &s, &u, &ldu, &vt, &ldvt, &work, &lwork, &iwork, &info)
-        return s
+        return info
     }
 }
