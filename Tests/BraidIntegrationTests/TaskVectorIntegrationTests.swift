@@ -77,6 +77,12 @@ struct TaskVectorIntegrationTests {
                 }
             }
             #expect(try source.delta("blk.4.attn_q.weight") == nil)
+            // A folder whose files repeat a tensor is not one model's shards.
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("braid-hf-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            for shard in ["a", "b"] { try file.write(to: dir.appendingPathComponent("\(shard).safetensors")) }
+            #expect(throws: BraidError.self) { _ = try DeltaSource.safetensors(dir.path, base: model) }
+            #expect(try DeltaSource.safetensors(dir.appendingPathComponent("a.safetensors").path, base: model).contains("blk.3.attn_q.weight"))
         }
     }
 

@@ -51,6 +51,9 @@ public struct DeltaSource {
                 guard Array(entry.shape.reversed()) == b.shape else {
                     throw BraidError.tensorShape(name: "\(hf) (\(name))", expected: Array(b.shape.reversed()), found: entry.shape)
                 }
+                if let other = map[name] {
+                    throw BraidError.invalidArgument("\(hf) is in both \(files[other.0].path) and \(f.path): not shards of one model")
+                }
                 let heads = name.hasSuffix("attn_q.weight") ? c.headCount : name.hasSuffix("attn_k.weight") ? c.headCountKV : nil
                 map[name] = (i, entry, heads)
             }
