@@ -22,9 +22,8 @@ public struct BaseAgreement {
         self.tokenizer = tokenizer
     }
 
-    /// Adds one prompt's steps (template applied) decoded with `route` under `gate` to `tally`.
-    public func measure(_ prompt: [Int32], route: Route, prior: Float, gate: InterweaveGate?, into tally: inout Tally) throws {
-        let decoder = StreamDecoder(model: model, gate: gate)
+    /// Adds one prompt's steps (template applied) decoded with `route` by `decoder` (its gate) to `tally`.
+    public func measure(_ prompt: [Int32], route: Route, prior: Float, decoder: StreamDecoder, into tally: inout Tally) throws {
         let sequence = decoder.makeSequence(capacity: prompt.count + maxTokens + 1, route: route, prior: prior)
         let baseCache = model.makeCache(capacity: prompt.count + maxTokens + 1)
         var mode = Array(try decoder.prefill(sequence, prompt, queryStart: Generator.queryStart(prompt, marker: tokenizer.id(of: "<|im_start|>"))))

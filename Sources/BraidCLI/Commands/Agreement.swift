@@ -64,10 +64,11 @@ struct Agreement: ParsableCommand {
             options.interweave = mode
             try options.validate()
             let gate = try options.gate(for: vectors.filter { v in task.map { $0 == v.name } ?? true }, model: rt.model)
+            let decoder = StreamDecoder(model: rt.model, gate: gate)
             var tally = BaseAgreement.Tally()
             let bar = ProgressBar("agreement \(mode)", quiet: quiet)
             for (i, c) in cases.enumerated() {
-                try measure.measure(c.0, route: c.1, prior: c.2, gate: gate, into: &tally)
+                try measure.measure(c.0, route: c.1, prior: c.2, decoder: decoder, into: &tally)
                 bar.update(i + 1, cases.count)
             }
             let what = input.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: "+")
