@@ -146,4 +146,21 @@ struct InterweaveTests {
         let mean = rows.meanGate(gate)
         #expect(mean.inside < 0.5 && mean.outside > 0.5, "\(mean)")
     }
+
+    /// The base measured against itself agrees everywhere with zero divergence; a task vector does not.
+    @Test func agreementWithTheBaseIsMeasuredAlongTheModesOwnAnswer() throws {
+        let (model, vectors) = try tiny()
+        let tokenizer = try BPETokenizer(tokens: (0..<96).map { String(UnicodeScalar(UInt8(33 + $0))) }, tokenTypes: [],
+                                         merges: [], bosID: nil, eosID: 95, addBOS: false)
+        var measure = BaseAgreement(model: model, tokenizer: tokenizer)
+        measure.maxTokens = 12
+        let route = Route([(vectors[0], 1)])
+        var base = BaseAgreement.Tally(), tuned = BaseAgreement.Tally()
+        for prompt: [Int32] in [[3, 17, 42], [8, 8, 60, 2]] {
+            try measure.measure(prompt, route: route, prior: 0.5, decoder: StreamDecoder(model: model, gate: .fixed(1, space: .hidden)), into: &base)
+            try measure.measure(prompt, route: route, prior: 0.5, decoder: StreamDecoder(model: model, gate: nil), into: &tuned)
+        }
+        #expect(base.steps > 0 && base.agreement == 100 && base.meanKL < 1e-9)
+        #expect(tuned.steps > 0 && tuned.meanKL > 1e-3)
+    }
 }
