@@ -30,9 +30,10 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev", "pkg-config"])]
         ),
+        .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
         .target(
             name: "Braid",
-            dependencies: ["COpenBLAS", .product(name: "Yams", package: "Yams")],
+            dependencies: ["COpenBLAS", "CPrefetch", .product(name: "Yams", package: "Yams")],
             swiftSettings: simdFlags
         ),
         .executableTarget(

@@ -50,6 +50,6 @@ for t in ["arith", "json", "sentiment", "spell"]:
 gates = [{"task": t, "file": f"{t}.gate.gguf", "bytes": os.path.getsize(f"models/{t}.gate.gguf"),
           "sha256": hashlib.sha256(open(f"models/{t}.gate.gguf", "rb").read()).hexdigest()}
          for t in ["arith", "json", "sentiment", "spell"] if os.path.exists(f"models/{t}.gate.gguf")]
-json.dump({"format_version": 1, "task_vectors": rows, "interweaving_gates": gates}, open("models/manifest.json", "w"), indent=2)
+json.dump({"format_version": 2, "task_vectors": rows, "interweaving_gates": gates}, open("models/manifest.json", "w"), indent=2)
 print(json.dumps(rows, indent=1))
 PY

@@ -2,15 +2,22 @@ import Foundation
 import Testing
 import Braid
 
-/// Packing and the 1-bit kernel against the dense product of α ⊙ S.
+/// Packing, the lookup tables and the 1-bit kernel against the dense product of α ⊙ S.
 struct BitMatrixTests {
-    @Test func packingRoundTrips() {
+    /// 45 rows: one full tile of 32 and a short one of 13.
+    @Test func packingRoundTripsInTiles() {
         var rng = Xoshiro256(seed: 4)
-        let rows = 3, cols = 64
+        let rows = 45, cols = 64
         let v = (0..<rows * cols).map { _ in rng.nextUnit() * 2 - 1 }
         let packed = v.withUnsafeBufferPointer { BitMatrix.pack($0.baseAddress!, rows: rows, columns: cols) }
         #expect(packed.count == rows * cols / 8)
-        let scales: [Float] = [1, 1, 1]
+        // The documented layout: in a tile, byte k of each row in turn.
+        func byte(_ r: Int, _ k: Int) -> UInt8 {
+            (0..<8).reduce(UInt8(0)) { v[r * cols + 8 * k + $1] >= 0 ? $0 | 1 << UInt8($1) : $0 }
+        }
+        #expect(packed[3 * 32 + 5] == byte(5, 3))
+        #expect(packed[32 * 8 + 2 * 13 + 7] == byte(39, 2))
+        let scales = [Float](repeating: 1, count: rows)
         packed.withUnsafeBytes { p in
             scales.withUnsafeBufferPointer { s in
                 let m = BitMatrix(rows: rows, columns: cols, signs: p.baseAddress!, scales: s.baseAddress!, perRowScales: true)
@@ -21,32 +28,67 @@ struct BitMatrixTests {
         }
     }
 
-    /// y += c·α⊙(S·x) for 1…9 columns (4-column tiles and the rest), per-row and per-matrix
-    /// scales, equals the float product with S unpacked, on the same 8-bit activations.
-    @Test(arguments: [true, false])
-    func kernelEqualsDenseProduct(perRow: Bool) {
+    /// Tables hold every ±q0 ±q1 ±q2 ±q3 of their group, and q·e is within half a step of x —
+    /// also next to an outlier, which only coarsens its own block.
+    @Test(arguments: [160, 192])
+    func tablesQuantiseEachBlock(width: Int) {
+        var rng = Xoshiro256(seed: UInt64(width))
+        var x = (0..<width).map { _ in rng.nextUnit() * 2 - 1 }
+        x[7] = 40
+        let acts = QuantizedActivations(width: width, capacity: 1)
+        x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, columns: 1) }
+        acts.buildSignTables()
+        let tables = acts.signTables
+        #expect(tables.blockColumns == (width % 64 == 0 ? 64 : 32))
+        let xq = tables.dequantized(column: 0)
+        for i in 0..<width {
+            let block = i / tables.blockColumns
+            let step = (block * tables.blockColumns..<(block + 1) * tables.blockColumns).map { abs(x[$0]) }.max()! * 4 / 125
+            #expect(abs(xq[i] - x[i]) <= step / 2 + 1e-5, "i=\(i)")
+        }
+        // Away from the outlier's block, values keep their detail.
+        let far = width - 1
+        #expect(abs(xq[far] - x[far]) < 0.02)
+        for g in 0..<width / 4 {
+            for p in 0..<16 {
+                let entry = tables.entry(column: 0, group: g, index: p)
+                let sum = (0..<4).reduce(Float(0)) { $0 + (p >> $1 & 1 == 1 ? 1 : -1) * xq[4 * g + $1] }
+                let e = tables.scaleOf(column: 0, value: 4 * g)
+                #expect(abs(Float(entry) * e - sum) <= 1e-4 * max(1, abs(sum)), "g=\(g) p=\(p)")
+            }
+        }
+    }
+
+    /// y += c·α⊙(S·x) for 1…5 columns, full tiles (vector kernel) and a short one (scalar), per-row
+    /// and per-matrix scales, equals the float product with S unpacked on the tables' activations.
+    @Test(arguments: [(true, 192), (false, 192), (true, 160)])
+    func kernelEqualsDenseProduct(perRow: Bool, cols: Int) {
         var rng = Xoshiro256(seed: perRow ? 11 : 12)
-        let rows = 17, cols = 160
+        let rows = 77
         let v = (0..<rows * cols).map { _ in rng.nextUnit() * 2 - 1 }
         let packed = v.withUnsafeBufferPointer { BitMatrix.pack($0.baseAddress!, rows: rows, columns: cols) }
         let scales: [Float] = perRow ? (0..<rows).map { _ in rng.nextUnit() * 0.1 } : [0.05]
-        for n in [1, 3, 4, 9] {
+        for n in [1, 2, 5] {
             let x = (0..<n * cols).map { _ in (rng.nextUnit() * 2 - 1) * 4 }
             let acts = QuantizedActivations(width: cols, capacity: n)
             x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, columns: n) }
+            acts.buildSignTables()
             let start = (0..<n * rows).map { _ in rng.nextUnit() }
             var y = start
             let coefficients = (0..<n).map { Float($0 % 3) * 0.5 + 0.25 }
             packed.withUnsafeBytes { p in
                 scales.withUnsafeBufferPointer { s in
                     let m = BitMatrix(rows: rows, columns: cols, signs: p.baseAddress!, scales: s.baseAddress!, perRowScales: perRow)
-                    y.withUnsafeMutableBufferPointer {
-                        DeltaMatrix.bits(m).addProduct(acts, columns: (0..<n).map { ($0, coefficients[$0]) }, rows: 0..<rows, into: $0.baseAddress!, ldy: rows)
+                    y.withUnsafeMutableBufferPointer { yb in
+                        // Two row ranges as the threads claim them: whole tiles, then the rest.
+                        for range in [0..<64, 64..<rows] {
+                            DeltaMatrix.bits(m).addProduct(acts, columns: (0..<n).map { ($0, coefficients[$0]) }, rows: range, into: yb.baseAddress!, ldy: rows)
+                        }
                     }
                 }
             }
             for c in 0..<n {
-                let xa = acts.dequantized(column: c)
+                let xa = acts.signTables.dequantized(column: c)
                 for r in 0..<rows {
                     var dot: Double = 0
                     for j in 0..<cols { dot += (v[r * cols + j] >= 0 ? 1 : -1) * Double(xa[j]) }

@@ -52,6 +52,21 @@ struct TaskVectorTests {
         #expect(throws: BraidError.self) { _ = try TaskVector(path: path, base: otherModel, baseSHA256: nil) }
     }
 
+    /// Version 1 stored the signs row by row; reading it as tiles would be silently wrong.
+    @Test func olderFormatIsRefused() throws {
+        let (base, path) = try compressTiny()
+        let file = try GGUFFile(path: path)
+        var w = GGUFWriter()
+        for k in file.metadataKeys { w.set(k, file.metadata[k]!) }
+        w.set("braid.task_vector.version", .uint32(1))
+        for t in file.tensorList { try w.addTensor(t.name, shape: t.shape, type: t.type, data: Data(bytes: file.data(t), count: t.byteCount)) }
+        let old = path.replacingOccurrences(of: ".tv.gguf", with: ".v1.tv.gguf")
+        try w.write(to: old)
+        #expect {
+            _ = try TaskVector(path: old, base: base, baseSHA256: "base-sha")
+        } throws: { "\($0)".contains("format version 1") }
+    }
+
     /// Serving the vector moves the logits toward the fine-tune; coefficient 0 is the base.
     @Test func servingMovesTowardTheFineTune() throws {
         let (base, path) = try compressTiny()
@@ -122,6 +137,9 @@ struct MaterializedTests {
         #expect(base.materialized!.byteCount > 0)
         let rms = (zip(onTheFly, materialized).map { ($0 - $1) * ($0 - $1) }.reduce(0, +) / Float(onTheFly.count)).squareRoot()
         let scale = (onTheFly.map { $0 * $0 }.reduce(0, +) / Float(onTheFly.count)).squareRoot()
-        #expect(rms < 0.05 * scale, "rms \(rms) vs logit scale \(scale)")
+        // Two roundings differ: the copy's Q8_0 weights with 8-bit activations, against the
+        // on-the-fly task term's 7-bit group sums (SignTables); on this tiny random model they
+        // part by ~6 % of the logit scale.
+        #expect(rms < 0.08 * scale, "rms \(rms) vs logit scale \(scale)")
     }
 }

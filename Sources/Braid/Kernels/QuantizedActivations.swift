@@ -13,10 +13,10 @@ public final class QuantizedActivations: @unchecked Sendable {
     let scales: UnsafeMutablePointer<Float>
     let sums: UnsafeMutablePointer<Float>
     let exactSums: UnsafeMutablePointer<Float>
-    /// Σ over the column of q·d (the 1-bit kernel's Σx term).
-    let totals: UnsafeMutablePointer<Float>
     /// The float activations the blocks were made from (F16/F32 weights multiply these).
     public private(set) var floats: UnsafePointer<Float>?
+    /// Lookup tables of the same columns for 1-bit products, made by `buildSignTables`.
+    public let signTables: SignTables
     public private(set) var columns = 0
 
     public init(width: Int, capacity: Int) {
@@ -28,7 +28,7 @@ public final class QuantizedActivations: @unchecked Sendable {
         scales = .allocate(capacity: blocksPerColumn * capacity)
         sums = .allocate(capacity: blocksPerColumn * capacity)
         exactSums = .allocate(capacity: blocksPerColumn * capacity)
-        totals = .allocate(capacity: capacity)
+        signTables = SignTables(width: width, capacity: capacity)
     }
 
     deinit {
@@ -36,13 +36,11 @@ public final class QuantizedActivations: @unchecked Sendable {
         scales.deallocate()
         sums.deallocate()
         exactSums.deallocate()
-        totals.deallocate()
     }
 
     @inline(__always) func q(_ column: Int) -> UnsafePointer<Int8> { UnsafePointer(qs + column * width) }
     @inline(__always) func d(_ column: Int) -> UnsafePointer<Float> { UnsafePointer(scales + column * blocksPerColumn) }
     @inline(__always) func s(_ column: Int) -> UnsafePointer<Float> { UnsafePointer(sums + column * blocksPerColumn) }
-    @inline(__always) func total(_ column: Int) -> Float { totals[column] }
     /// d·Σq without the fp16 rounding (for Q4_0, whose llama.cpp product has no sum term).
     @inline(__always) func exactS(_ column: Int) -> UnsafePointer<Float> { UnsafePointer(exactSums + column * blocksPerColumn) }
 
@@ -52,17 +50,20 @@ public final class QuantizedActivations: @unchecked Sendable {
         self.columns = columns
         floats = x
         for c in 0..<columns {
-            var total: Float = 0
-            defer { totals[c] = total }
             for b in 0..<blocksPerColumn {
                 let i = c * blocksPerColumn + b
                 let (d, sum) = Self.quantizeBlock(x + c * width + b * 32, into: qs + c * width + b * 32)
                 scales[i] = Float(Float16(d))
                 sums[i] = Float(Float16(d * Float(sum)))
                 exactSums[i] = scales[i] * Float(sum)
-                total += exactSums[i]
             }
         }
+    }
+
+    /// Builds `signTables` for every column of the last `quantize` (before 1-bit products).
+    public func buildSignTables() {
+        guard let x = floats else { return }
+        for c in 0..<columns { signTables.build(x + c * width, column: c) }
     }
 
     /// Column `c` as floats q·d (what the integer kernels effectively multiply).
@@ -85,32 +86,44 @@ public final class QuantizedActivations: @unchecked Sendable {
         let amax = m.max()
         let d = amax / 127
         let id: Float = amax != 0 ? 127 / amax : 0
-        let mul = _mm256_set1_ps(id)
-        // cvtps rounds to nearest-even under the default MXCSR, as ggml's _mm256_round_ps does.
-        let i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, mul))
-        let i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, mul))
-        let i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, mul))
-        let i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, mul))
-        let total = unsafeBitCast(_mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)), to: SIMD8<Int32>.self).wrappedSum()
-        // packs interleave 128-bit lanes; permute restores element order.
-        let p01 = _mm256_packs_epi32(i0, i1)
-        let p23 = _mm256_packs_epi32(i2, i3)
-        let p = _mm256_packs_epi16(p01, p23)
-        let ordered = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
-        UnsafeMutableRawPointer(q).storeBytes(of: unsafeBitCast(ordered, to: SIMD32<Int8>.self), as: SIMD32<Int8>.self)
-        return (d, total)
+        return (d, roundBlock(x, times: id, into: q))
         #else
         var amax: Float = 0
         for j in 0..<32 { amax = max(amax, abs(x[j])) }
         let d = amax / 127
         let id: Float = amax != 0 ? 127 / amax : 0
+        return (d, roundBlock(x, times: id, into: q))
+        #endif
+    }
+
+    #if AVX2
+    /// q_j = round-half-even(x_j · m) for a block of 32 values known to fit in int8; returns Σq.
+    @inline(__always)
+    static func roundBlock(_ x: UnsafePointer<Float>, times m: Float, into q: UnsafeMutablePointer<Int8>) -> Int32 {
+        let raw = UnsafeRawPointer(x)
+        let mul = _mm256_set1_ps(m)
+        // cvtps rounds to nearest-even under the default MXCSR, as ggml's _mm256_round_ps does.
+        let i0 = _mm256_cvtps_epi32(_mm256_mul_ps(raw.loadUnaligned(as: __m256.self), mul))
+        let i1 = _mm256_cvtps_epi32(_mm256_mul_ps(raw.loadUnaligned(fromByteOffset: 32, as: __m256.self), mul))
+        let i2 = _mm256_cvtps_epi32(_mm256_mul_ps(raw.loadUnaligned(fromByteOffset: 64, as: __m256.self), mul))
+        let i3 = _mm256_cvtps_epi32(_mm256_mul_ps(raw.loadUnaligned(fromByteOffset: 96, as: __m256.self), mul))
+        let total = unsafeBitCast(_mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)), to: SIMD8<Int32>.self).wrappedSum()
+        // packs interleave 128-bit lanes; permute restores element order.
+        let p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3))
+        let ordered = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+        UnsafeMutableRawPointer(q).storeBytes(of: unsafeBitCast(ordered, to: SIMD32<Int8>.self), as: SIMD32<Int8>.self)
+        return total
+    }
+    #else
+    /// q_j = round-half-even(x_j · m) for a block of 32 values known to fit in int8; returns Σq.
+    static func roundBlock(_ x: UnsafePointer<Float>, times m: Float, into q: UnsafeMutablePointer<Int8>) -> Int32 {
         var total: Int32 = 0
         for j in 0..<32 {
-            let v = Int8((x[j] * id).rounded(.toNearestOrEven))
+            let v = Int8((x[j] * m).rounded(.toNearestOrEven))
             q[j] = v
             total += Int32(v)
         }
-        return (d, total)
-        #endif
+        return total
     }
+    #endif
 }

@@ -1,10 +1,16 @@
+import CPrefetch
 #if AVX2
 import _Builtin_intrinsics.intel
 #endif
 
-/// A 1-bit matrix: signs S ∈ {−1, +1} packed 8 per byte along each row (bit j of byte k is
-/// column 8k + j; 1 means +1) and a scale per row (or one for the matrix): D ≈ α ⊙ S.
+/// A 1-bit matrix: signs S ∈ {−1, +1} and a scale per row (or one for the matrix): D ≈ α ⊙ S.
+///
+/// Signs are stored in tiles of 32 rows (the last tile may be shorter). Within a tile come sign
+/// byte 0 of each row, then byte 1 of each row, and so on; byte k holds columns 8k…8k+7 (bit j
+/// is column 8k + j, 1 means +1). One 32-byte load so holds a byte of 32 rows, and its two
+/// nibbles index the lookup tables of two groups of four activations (`SignTables`).
 public struct BitMatrix: @unchecked Sendable {
+    public static let tileRows = 32
     public let rows: Int
     public let columns: Int
     public let signs: UnsafeRawPointer
@@ -25,130 +31,132 @@ public struct BitMatrix: @unchecked Sendable {
 
     @inline(__always) public func scale(_ r: Int) -> Float { perRowScales ? scales[r] : scales[0] }
 
-    /// y[c·ldy + r] += coefficient_c · α_r · (s_r · x_c) for `rows` and each (column, coefficient).
+    /// Where sign byte `k` of row `r` lies.
     @inline(__always)
-    public func addProduct(_ x: QuantizedActivations, columns: [(Int, Float)], rows: Range<Int>,
-                           into y: UnsafeMutablePointer<Float>, ldy: Int) {
-        #if AVX2
-        let k = SignConstants()
-        // s·q = 2·Σ_{bit set} q − Σq; the Σq part (d-weighted) is one number per column.
-        var i = 0
-        while i + 4 <= columns.count {
-            let c0 = columns[i].0, c1 = columns[i + 1].0, c2 = columns[i + 2].0, c3 = columns[i + 3].0
-            let coef = SIMD4(columns[i].1, columns[i + 1].1, columns[i + 2].1, columns[i + 3].1)
-            let t = SIMD4(x.total(c0), x.total(c1), x.total(c2), x.total(c3))
-            for r in rows {
-                let v = coef * scale(r) * (2 * setDot4(r, x, c0, c1, c2, c3, k) - t)
-                y[c0 &* ldy &+ r] += v[0]; y[c1 &* ldy &+ r] += v[1]
-                y[c2 &* ldy &+ r] += v[2]; y[c3 &* ldy &+ r] += v[3]
-            }
-            i += 4
-        }
-        while i < columns.count {
-            let (c, coefficient) = columns[i]
-            for r in rows { y[c &* ldy &+ r] += coefficient * scale(r) * (2 * setDot(r, x, c, k) - x.total(c)) }
-            i += 1
-        }
-        #else
-        for (c, coefficient) in columns {
-            for r in rows { y[c &* ldy &+ r] += coefficient * scale(r) * signDot(r, x, c) }
-        }
-        #endif
+    static func offset(row r: Int, byte k: Int, rows: Int, rowBytes: Int) -> Int {
+        let tile = r / tileRows
+        let height = min(tileRows, rows - tile * tileRows)
+        return tile * tileRows * rowBytes + k * height + r % tileRows
     }
 
-    #if AVX2
-    /// Masks that turn 32 sign bits into 32 bytes of 0/1, built once per call of `addProduct`.
-    struct SignConstants {
-        let spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-                                      2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3)
-        let select = unsafeBitCast(SIMD32<UInt8>(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128,
-                                                 1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128), to: __m256i.self)
-        let ones8 = _mm256_set1_epi8(1)
-        let ones16 = _mm256_set1_epi16(1)
-    }
-
-    /// 32 bytes of 0/1 from the 32 sign bits of block `b` (and, then min with 1: no compare).
-    @inline(__always)
-    func mask(_ bits: UnsafeRawPointer, _ b: Int, _ k: SignConstants) -> __m256i {
-        let word = bits.loadUnaligned(fromByteOffset: 4 &* b, as: Int32.self)
-        return _mm256_min_epu8(_mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(word), k.spread), k.select), k.ones8)
-    }
-
-    @inline(__always)
-    func maskedSum(_ m: __m256i, _ q: UnsafePointer<Int8>, _ k: SignConstants) -> __m256 {
-        let v = UnsafeRawPointer(q).loadUnaligned(as: SIMD4<Int64>.self)
-        return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(m, v), k.ones16))
-    }
-
-    /// Σ_b d_b Σ_{bits set} q — the "+1" half of s_r · x_c.
-    @inline(__always)
-    func setDot(_ r: Int, _ x: QuantizedActivations, _ c: Int, _ k: SignConstants) -> Float {
-        let bits = signs + r &* rowBytes
-        let xq = x.q(c), xd = x.d(c)
-        var acc = _mm256_setzero_ps()
-        for b in 0..<x.blocksPerColumn {
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(xd[b]), maskedSum(mask(bits, b, k), xq + b &* 32, k), acc)
-        }
-        return DotKernels.horizontalSum(acc)
-    }
-
-    /// `setDot` for four columns, expanding each block's bits once.
-    @inline(__always)
-    func setDot4(_ r: Int, _ x: QuantizedActivations, _ c0: Int, _ c1: Int, _ c2: Int, _ c3: Int, _ k: SignConstants) -> SIMD4<Float> {
-        let bits = signs + r &* rowBytes
-        let q0 = x.q(c0), q1 = x.q(c1), q2 = x.q(c2), q3 = x.q(c3)
-        let d0 = x.d(c0), d1 = x.d(c1), d2 = x.d(c2), d3 = x.d(c3)
-        var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0
-        for b in 0..<x.blocksPerColumn {
-            let m = mask(bits, b, k)
-            let o = b &* 32
-            a0 = _mm256_fmadd_ps(_mm256_set1_ps(d0[b]), maskedSum(m, q0 + o, k), a0)
-            a1 = _mm256_fmadd_ps(_mm256_set1_ps(d1[b]), maskedSum(m, q1 + o, k), a1)
-            a2 = _mm256_fmadd_ps(_mm256_set1_ps(d2[b]), maskedSum(m, q2 + o, k), a2)
-            a3 = _mm256_fmadd_ps(_mm256_set1_ps(d3[b]), maskedSum(m, q3 + o, k), a3)
-        }
-        return SIMD4(DotKernels.horizontalSum(a0), DotKernels.horizontalSum(a1), DotKernels.horizontalSum(a2), DotKernels.horizontalSum(a3))
-    }
-
-    /// s_r · x_c over the 8-bit activations (their block scales applied).
-    public func signDot(_ r: Int, _ x: QuantizedActivations, _ c: Int) -> Float {
-        let k = SignConstants()
-        return 2 * setDot(r, x, c, k) - x.total(c)
-    }
-    #else
-    /// s_r · x_c over the 8-bit activations (their block scales applied).
-    public func signDot(_ r: Int, _ x: QuantizedActivations, _ c: Int) -> Float {
-        let bits = signs + r &* rowBytes
-        let xq = x.q(c), xd = x.d(c)
-        var total: Float = 0
-        for b in 0..<x.blocksPerColumn {
-            var sum: Int32 = 0
-            for j in 0..<32 {
-                let bit = (bits.load(fromByteOffset: b * 4 + j / 8, as: UInt8.self) >> UInt8(j % 8)) & 1
-                let q = Int32(xq[b * 32 + j])
-                sum &+= bit == 1 ? q : -q
-            }
-            total += xd[b] * Float(sum)
-        }
-        return total
-    }
-    #endif
-
-    /// Packs the signs of a rows × columns matrix (row-major floats); zero counts as +1.
-    public static func pack(_ values: UnsafePointer<Float>, rows: Int, columns: Int) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: rows * columns / 8)
-        for r in 0..<rows {
-            for j in 0..<columns where values[r * columns + j] >= 0 {
-                out[r * columns / 8 + j / 8] |= 1 << UInt8(j % 8)
-            }
-        }
-        return out
+    @inline(__always) func signByte(_ r: Int, _ k: Int) -> UInt8 {
+        signs.load(fromByteOffset: Self.offset(row: r, byte: k, rows: rows, rowBytes: rowBytes), as: UInt8.self)
     }
 
     /// Unpacks row `r` into ±1 floats.
     public func signs(row r: Int) -> [Float] {
-        (0..<columns).map { j in
-            (signs.load(fromByteOffset: r * rowBytes + j / 8, as: UInt8.self) >> UInt8(j % 8)) & 1 == 1 ? 1 : -1
+        (0..<columns).map { j in (signByte(r, j / 8) >> UInt8(j % 8)) & 1 == 1 ? 1 : -1 }
+    }
+
+    /// y[c·ldy + r] += coefficient_c · α_r · (s_r · x_c) for `rows` and each (column, coefficient),
+    /// reading x through its lookup tables (`x.buildSignTables()` must have run).
+    @inline(__always)
+    public func addProduct(_ x: QuantizedActivations, columns: [(Int, Float)], rows range: Range<Int>,
+                           into y: UnsafeMutablePointer<Float>, ldy: Int) {
+        let tables = x.signTables
+        var r = range.lowerBound
+        while r < range.upperBound {
+            let tileStart = r - r % Self.tileRows
+            let tileEnd = min(tileStart + Self.tileRows, rows)
+            let end = min(tileEnd, range.upperBound)
+            #if AVX2
+            if r == tileStart && end - r == Self.tileRows {
+                for (c, coefficient) in columns { addTile(r / Self.tileRows, tables, c, coefficient, y + c &* ldy) }
+                r = end
+                continue
+            }
+            #endif
+            for (c, coefficient) in columns {
+                for i in r..<end { y[c &* ldy &+ i] += coefficient * scale(i) * signDot(i, tables, c) }
+            }
+            r = end
         }
+    }
+
+    /// s_r · x_c from the tables: per sign byte, its low nibble indexes one group's table and its
+    /// high nibble the next; block sums are exact integers, then scaled.
+    public func signDot(_ r: Int, _ tables: SignTables, _ c: Int) -> Float {
+        let table = tables.table(c), e = tables.scale(c)
+        var total: Float = 0
+        let bytes = tables.blockColumns / 8
+        for b in 0..<columns / tables.blockColumns {
+            var sum: Int32 = 0
+            for k in bytes * b..<bytes * (b + 1) {
+                let byte = Int(signByte(r, k))
+                sum += Int32(table[(2 * k) * 16 + byte & 15]) + Int32(table[(2 * k + 1) * 16 + byte >> 4])
+            }
+            total += e[b] * Float(sum)
+        }
+        return total
+    }
+
+    #if AVX2
+    /// `signDot` for the 32 rows of a full tile at once: per sign byte column, two shuffles look
+    /// up the two groups' sums for all 32 rows; pairs are added into int16 per row, then each
+    /// block's sums are scaled into float.
+    @inline(__always)
+    func addTile(_ t: Int, _ tables: SignTables, _ c: Int, _ coefficient: Float, _ y: UnsafeMutablePointer<Float>) {
+        let bits = signs + t &* Self.tileRows &* rowBytes
+        let next = bits + Self.tileRows &* rowBytes
+        let table = UnsafeRawPointer(tables.table(c)), e = tables.scale(c)
+        let low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi8(1)
+        let upper = _mm256_setr_epi32(4, 5, 6, 7, 4, 5, 6, 7)
+        var f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0
+        let bytes = tables.blockColumns / 8
+        for b in 0..<columns / tables.blockColumns {
+            var lo = _mm256_setzero_si256(), hi = lo
+            for k in b &* bytes..<(b &+ 1) &* bytes {
+                // Tiles are short streams the hardware prefetcher catches late: ask for the
+                // next tile's line while reading this one's.
+                if k & 1 == 0 { braid_prefetch(next + k &* 32) }
+                let v = bits.loadUnaligned(fromByteOffset: k &* 32, as: __m256i.self)
+                let pair = table + k &* 32
+                let ta = _mm256_broadcastsi128_si256(pair.loadUnaligned(as: __m128i.self))
+                let tb = _mm256_broadcastsi128_si256(pair.loadUnaligned(fromByteOffset: 16, as: __m128i.self))
+                let sa = _mm256_shuffle_epi8(ta, _mm256_and_si256(v, low))
+                let sb = _mm256_shuffle_epi8(tb, _mm256_and_si256(_mm256_srli_epi16(v, 4), low))
+                // Interleaving puts a row's two sums side by side; maddubs by 1 adds them.
+                lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(ones, _mm256_unpacklo_epi8(sa, sb)))
+                hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(ones, _mm256_unpackhi_epi8(sa, sb)))
+            }
+            // lo holds rows 0–7 and 16–23, hi rows 8–15 and 24–31.
+            let s = _mm256_set1_ps(e[b])
+            f0 = _mm256_fmadd_ps(s, Self.floats(_mm256_castsi256_si128(lo)), f0)
+            f1 = _mm256_fmadd_ps(s, Self.floats(_mm256_castsi256_si128(hi)), f1)
+            f2 = _mm256_fmadd_ps(s, Self.floats(_mm256_castsi256_si128(_mm256_permutevar8x32_epi32(lo, upper))), f2)
+            f3 = _mm256_fmadd_ps(s, Self.floats(_mm256_castsi256_si128(_mm256_permutevar8x32_epi32(hi, upper))), f3)
+        }
+        let r0 = t &* Self.tileRows
+        add(f0, r0, coefficient, y)
+        add(f1, r0 &+ 8, coefficient, y)
+        add(f2, r0 &+ 16, coefficient, y)
+        add(f3, r0 &+ 24, coefficient, y)
+    }
+
+    @inline(__always)
+    static func floats(_ v: __m128i) -> __m256 { _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(v)) }
+
+    /// y[r…r+7] += coefficient · α[r…r+7] · f
+    @inline(__always)
+    func add(_ f: __m256, _ r: Int, _ coefficient: Float, _ y: UnsafeMutablePointer<Float>) {
+        let alpha = perRowScales ? UnsafeRawPointer(scales + r).loadUnaligned(as: SIMD8<Float>.self) : SIMD8(repeating: scales[0])
+        let current = UnsafeRawPointer(y + r).loadUnaligned(as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(y + r).storeBytes(of: current + coefficient * alpha * f, as: SIMD8<Float>.self)
+    }
+    #endif
+
+    /// Packs the signs of a rows × columns matrix (row-major floats) into the tiled layout;
+    /// zero counts as +1.
+    public static func pack(_ values: UnsafePointer<Float>, rows: Int, columns: Int) -> [UInt8] {
+        let rowBytes = columns / 8
+        var out = [UInt8](repeating: 0, count: rows * rowBytes)
+        for r in 0..<rows {
+            for k in 0..<rowBytes {
+                var byte: UInt8 = 0
+                for j in 0..<8 where values[r * columns + 8 * k + j] >= 0 { byte |= 1 << UInt8(j) }
+                out[offset(row: r, byte: k, rows: rows, rowBytes: rowBytes)] = byte
+            }
+        }
+        return out
     }
 }

@@ -31,7 +31,7 @@ public enum DeltaMatrix: @unchecked Sendable {
         case .bits(let b):
             let a = b.scale(r)
             for j in 0..<b.columns {
-                dst[j] = (b.signs.load(fromByteOffset: r * b.rowBytes + j / 8, as: UInt8.self) >> UInt8(j % 8)) & 1 == 1 ? a : -a
+                dst[j] = (b.signByte(r, j / 8) >> UInt8(j % 8)) & 1 == 1 ? a : -a
             }
         case .dense(let w):
             w.decodeRow(r, into: dst)

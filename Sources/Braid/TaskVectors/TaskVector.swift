@@ -4,7 +4,7 @@ import Foundation
 /// norm vector a float delta. Loaded memory-mapped from braid's task-vector GGUF (or, for the
 /// full fine-tune, from a delta GGUF as shipped), and checked against the base it serves.
 public final class TaskVector: @unchecked Sendable {
-    public static let formatVersion = 1
+    public static let formatVersion = 2
     /// Order of the seven matrices of a block, as in `LayerWeights.matrices`.
     public static let matrixKinds = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
 
