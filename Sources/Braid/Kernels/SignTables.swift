@@ -32,9 +32,25 @@ public final class SignTables: @unchecked Sendable {
         scales.deallocate()
     }
 
-    /// Column `c`'s tables: 16 bytes per group of four values, groups in order.
-    @inline(__always) func table(_ c: Int) -> UnsafePointer<Int8> { UnsafePointer(entries + c &* width &* 4) }
-    @inline(__always) func scale(_ c: Int) -> UnsafePointer<Float> { UnsafePointer(scales + c &* blocksPerColumn) }
+    /// What the kernels read, without the class: no reference counting in their loops.
+    public struct View: @unchecked Sendable {
+        let entries: UnsafePointer<Int8>
+        let scales: UnsafePointer<Float>
+        let width: Int
+        let blockColumns: Int
+        let blocksPerColumn: Int
+
+        /// Column `c`'s tables: 16 bytes per group of four values, groups in order.
+        @inline(__always) func table(_ c: Int) -> UnsafePointer<Int8> { entries + c &* width &* 4 }
+        @inline(__always) func scale(_ c: Int) -> UnsafePointer<Float> { scales + c &* blocksPerColumn }
+    }
+
+    public var view: View {
+        View(entries: entries, scales: scales, width: width, blockColumns: blockColumns, blocksPerColumn: blocksPerColumn)
+    }
+
+    @inline(__always) func table(_ c: Int) -> UnsafePointer<Int8> { view.table(c) }
+    @inline(__always) func scale(_ c: Int) -> UnsafePointer<Float> { view.scale(c) }
 
     /// Builds the tables of column `c` from its `width` float values.
     public func build(_ x: UnsafePointer<Float>, column c: Int) {

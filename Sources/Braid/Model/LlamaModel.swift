@@ -240,16 +240,35 @@ public final class LlamaModel: @unchecked Sendable {
             starts.append(chunkStart)
             chunkStart += (w.rows + grain - 1) / grain
         }
+        // Per job, its task terms one column each: (matrix, column, coefficient, first column of
+        // that matrix — whose turn it is to prefetch).
+        let termsOfJob: [[(DeltaMatrix, Int, Float, Bool)]] = jobs.map { job in
+            guard job.3 >= 0 else { return [] }
+            return routed.flatMap { vector, columns in
+                vector.matrices[layer][job.3].map { m in columns.enumerated().map { (m, $1.0, $1.1, $0 == 0) } } ?? []
+            }
+        }
+        let tables = x.signTables.view
         pool.parallelFor(chunkStart, grain: 1) { chunks in
             for k in chunks {
                 var j = jobs.count - 1
                 while starts[j] > k { j -= 1 }
-                let (w, y, ldy, kind) = jobs[j]
+                let (w, y, ldy, _) = jobs[j]
                 let lo = (k - starts[j]) * grain
                 let rows = lo..<min(w.rows, lo + grain)
-                w.multiply(x, rows: rows, into: y, ldy: ldy)
-                for (vector, columns) in routed {
-                    vector.matrices[layer][kind]?.addProduct(x, columns: columns, rows: rows, into: y, ldy: ldy)
+                termsOfJob[j].withUnsafeBufferPointer { terms in
+                    if terms.isEmpty {
+                        w.multiply(x, rows: rows, into: y, ldy: ldy)
+                        return
+                    }
+                    // Tile by tile: the tile's signs are requested, then the base rows
+                    // (compute-bound) run while they arrive, then the task terms read them.
+                    for tile in stride(from: rows.lowerBound, to: rows.upperBound, by: BitMatrix.tileRows) {
+                        let tileRows = tile..<min(rows.upperBound, tile + BitMatrix.tileRows)
+                        for t in terms where t.3 { t.0.prefetch(rows: tileRows) }
+                        w.multiply(x, rows: tileRows, into: y, ldy: ldy)
+                        for t in terms { t.0.addProduct(x, tables, column: t.1, coefficient: t.2, rows: tileRows, into: y, ldy: ldy) }
+                    }
                 }
             }
         }

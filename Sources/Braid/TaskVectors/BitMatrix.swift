@@ -48,34 +48,44 @@ public struct BitMatrix: @unchecked Sendable {
         (0..<columns).map { j in (signByte(r, j / 8) >> UInt8(j % 8)) & 1 == 1 ? 1 : -1 }
     }
 
-    /// y[c·ldy + r] += coefficient_c · α_r · (s_r · x_c) for `rows` and each (column, coefficient),
-    /// reading x through its lookup tables (`x.buildSignTables()` must have run).
+    /// y[c·ldy + r] += coefficient · α_r · (s_r · x_c) for `rows`, reading column c of x through
+    /// its lookup tables (`QuantizedActivations.buildSignTables()` must have run).
     @inline(__always)
-    public func addProduct(_ x: QuantizedActivations, columns: [(Int, Float)], rows range: Range<Int>,
+    public func addProduct(_ tables: SignTables.View, column c: Int, coefficient: Float, rows range: Range<Int>,
                            into y: UnsafeMutablePointer<Float>, ldy: Int) {
-        let tables = x.signTables
+        let y = y + c &* ldy
         var r = range.lowerBound
         while r < range.upperBound {
             let tileStart = r - r % Self.tileRows
-            let tileEnd = min(tileStart + Self.tileRows, rows)
-            let end = min(tileEnd, range.upperBound)
+            let end = min(tileStart + Self.tileRows, rows, range.upperBound)
             #if AVX2
             if r == tileStart && end - r == Self.tileRows {
-                for (c, coefficient) in columns { addTile(r / Self.tileRows, tables, c, coefficient, y + c &* ldy) }
+                addTile(r / Self.tileRows, tables, c, coefficient, y)
                 r = end
                 continue
             }
             #endif
-            for (c, coefficient) in columns {
-                for i in r..<end { y[c &* ldy &+ i] += coefficient * scale(i) * signDot(i, tables, c) }
-            }
+            for i in r..<end { y[i] += coefficient * scale(i) * signDot(i, tables, c) }
             r = end
+        }
+    }
+
+    /// Asks the caches for the signs of `range`'s tiles. Tiles are short streams the hardware
+    /// prefetcher catches late; requested before the base rows' product, they arrive meanwhile.
+    @inline(__always)
+    public func prefetch(rows range: Range<Int>) {
+        let start = (range.lowerBound - range.lowerBound % Self.tileRows) * rowBytes
+        let end = min(rows, range.upperBound) * rowBytes
+        var offset = start
+        while offset < end {
+            braid_prefetch(signs + offset)
+            offset &+= 64
         }
     }
 
     /// s_r · x_c from the tables: per sign byte, its low nibble indexes one group's table and its
     /// high nibble the next; block sums are exact integers, then scaled.
-    public func signDot(_ r: Int, _ tables: SignTables, _ c: Int) -> Float {
+    public func signDot(_ r: Int, _ tables: SignTables.View, _ c: Int) -> Float {
         let table = tables.table(c), e = tables.scale(c)
         var total: Float = 0
         let bytes = tables.blockColumns / 8
@@ -95,9 +105,8 @@ public struct BitMatrix: @unchecked Sendable {
     /// up the two groups' sums for all 32 rows; pairs are added into int16 per row, then each
     /// block's sums are scaled into float.
     @inline(__always)
-    func addTile(_ t: Int, _ tables: SignTables, _ c: Int, _ coefficient: Float, _ y: UnsafeMutablePointer<Float>) {
+    func addTile(_ t: Int, _ tables: SignTables.View, _ c: Int, _ coefficient: Float, _ y: UnsafeMutablePointer<Float>) {
         let bits = signs + t &* Self.tileRows &* rowBytes
-        let next = bits + Self.tileRows &* rowBytes
         let table = UnsafeRawPointer(tables.table(c)), e = tables.scale(c)
         let low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi8(1)
         let upper = _mm256_setr_epi32(4, 5, 6, 7, 4, 5, 6, 7)
@@ -106,9 +115,6 @@ public struct BitMatrix: @unchecked Sendable {
         for b in 0..<columns / tables.blockColumns {
             var lo = _mm256_setzero_si256(), hi = lo
             for k in b &* bytes..<(b &+ 1) &* bytes {
-                // Tiles are short streams the hardware prefetcher catches late: ask for the
-                // next tile's line while reading this one's.
-                if k & 1 == 0 { braid_prefetch(next + k &* 32) }
                 let v = bits.loadUnaligned(fromByteOffset: k &* 32, as: __m256i.self)
                 let pair = table + k &* 32
                 let ta = _mm256_broadcastsi128_si256(pair.loadUnaligned(as: __m128i.self))

@@ -38,17 +38,28 @@ public enum DeltaMatrix: @unchecked Sendable {
         }
     }
 
-    /// y[c·ldy + r] += coefficient_c · (D·x_c)_r for `rows` and each (column, coefficient).
+    /// Starts loading the 1-bit signs `addProduct` over `rows` will read.
     @inline(__always)
-    public func addProduct(_ x: QuantizedActivations, columns: [(Int, Float)], rows: Range<Int>,
-                           into y: UnsafeMutablePointer<Float>, ldy: Int) {
+    public func prefetch(rows: Range<Int>) {
+        if case .bits(let b) = self { b.prefetch(rows: rows) }
+    }
+
+    /// y[c·ldy + r] += coefficient · (D·x_c)_r for `rows`; 1-bit matrices read x's sign tables.
+    @inline(__always)
+    public func addProduct(_ x: QuantizedActivations, _ tables: SignTables.View, column c: Int, coefficient: Float,
+                           rows: Range<Int>, into y: UnsafeMutablePointer<Float>, ldy: Int) {
         switch self {
         case .bits(let b):
-            b.addProduct(x, columns: columns, rows: rows, into: y, ldy: ldy)
+            b.addProduct(tables, column: c, coefficient: coefficient, rows: rows, into: y, ldy: ldy)
         case .dense(let w):
-            for (c, coefficient) in columns {
-                for r in rows { y[c &* ldy &+ r] += coefficient * w.dot(r, x, c) }
-            }
+            for r in rows { y[c &* ldy &+ r] += coefficient * w.dot(r, x, c) }
         }
+    }
+
+    /// The same for each (column, coefficient).
+    public func addProduct(_ x: QuantizedActivations, columns: [(Int, Float)], rows: Range<Int>,
+                           into y: UnsafeMutablePointer<Float>, ldy: Int) {
+        let tables = x.signTables.view
+        for (c, coefficient) in columns { addProduct(x, tables, column: c, coefficient: coefficient, rows: rows, into: y, ldy: ldy) }
     }
 }
