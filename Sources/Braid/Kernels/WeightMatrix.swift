@@ -78,7 +78,7 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// Rows ahead whose bytes are requested before they are read: a thread's run of rows is too
     /// short a stream for the hardware prefetcher to reach full speed on its own (measured: decode
-    /// 1.3× faster with it, BENCHMARKS.md).
+    /// 1.2× faster with it, BENCHMARKS.md).
     static let prefetchDistance = 8
 
     @inline(__always)

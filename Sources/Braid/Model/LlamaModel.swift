@@ -227,7 +227,7 @@ public final class LlamaModel: @unchecked Sendable {
                          layer: Int, routed: [(TaskVector, [(Int, Float)])]) {
         let total = jobs.reduce(0) { $0 + $1.0.rows }
         // Chunks of whole 32-row tiles (the 1-bit kernel's unit), a multiple of the thread count,
-        // about `chunkTiles` long: long runs stream from memory faster (decode 1.5× with 256 rows
+        // about `chunkTiles` long: long runs stream from memory faster (decode 1.4× with 256 rows
         // than with 32, BENCHMARKS.md), several per thread let an idle core take a busy one's share.
         let tiles = (total + BitMatrix.tileRows - 1) / BitMatrix.tileRows
         let chunkCount = pool.threadCount * max(1, tiles / (pool.threadCount * Self.chunkTiles))
