@@ -82,7 +82,10 @@ struct BitMatrixTests {
                     y.withUnsafeMutableBufferPointer { yb in
                         // Two row ranges as the threads claim them: whole tiles, then the rest.
                         for range in [0..<64, 64..<rows] {
-                            DeltaMatrix.bits(m).addProduct(acts, columns: (0..<n).map { ($0, coefficients[$0]) }, rows: range, into: yb.baseAddress!, ldy: rows)
+                            for c in 0..<n {
+                                DeltaMatrix.bits(m).addProduct(acts, acts.signTables.view, column: c, coefficient: coefficients[c],
+                                                               rows: range, into: yb.baseAddress!, ldy: rows)
+                            }
                         }
                     }
                 }

@@ -55,11 +55,4 @@ public enum DeltaMatrix: @unchecked Sendable {
             for r in rows { y[c &* ldy &+ r] += coefficient * w.dot(r, x, c) }
         }
     }
-
-    /// The same for each (column, coefficient).
-    public func addProduct(_ x: QuantizedActivations, columns: [(Int, Float)], rows: Range<Int>,
-                           into y: UnsafeMutablePointer<Float>, ldy: Int) {
-        let tables = x.signTables.view
-        for (c, coefficient) in columns { addProduct(x, tables, column: c, coefficient: coefficient, rows: rows, into: y, ldy: ldy) }
-    }
 }
