@@ -22,7 +22,7 @@ struct BitMatrixTests {
             scales.withUnsafeBufferPointer { s in
                 let m = BitMatrix(rows: rows, columns: cols, signs: p.baseAddress!, scales: s.baseAddress!, perRowScales: true)
                 for r in 0..<rows {
-                    #expect(m.signs(row: r) == (0..<cols).map { v[r * cols + $0] >= 0 ? 1 : -1 })
+                    #expect(m.signs(storedRow: r) == (0..<cols).map { v[r * cols + $0] >= 0 ? 1 : -1 })
                 }
             }
         }
@@ -84,7 +84,7 @@ struct BitMatrixTests {
                         for range in [0..<64, 64..<rows] {
                             for c in 0..<n {
                                 DeltaMatrix.bits(m).addProduct(acts, acts.signTables.view, column: c, coefficient: coefficients[c],
-                                                               rows: range, into: yb.baseAddress!, ldy: rows)
+                                                               rows: range, chunk: range, into: yb.baseAddress!, ldy: rows)
                             }
                         }
                     }
@@ -101,5 +101,73 @@ struct BitMatrixTests {
                 }
             }
         }
+    }
+
+    /// A 200-row matrix keeping about half its rows (tiles restart at row 192, so there are
+    /// short tiles in both groups): as the model calls it (chunks, each walked 32 base rows at a
+    /// time), every kept row's term is added once, into its own base row, and dropped rows get
+    /// nothing — with chunks of whole groups or not, with short tiles read by the vector kernel
+    /// (`overreadSafe`) or row by row.
+    @Test(arguments: [true, false])
+    func keptRowsAddEachRowOnce(overreadSafe: Bool) throws {
+        var rng = Xoshiro256(seed: 31)
+        let rows = 200, cols = 128
+        var keptList: [Int32] = []
+        for r in 0..<rows where rng.nextUnit() < 0.55 || r == 199 { keptList.append(Int32(r)) }
+        let kept = try RowIndex(keptList, baseRows: rows)
+        let v = (0..<keptList.count * cols).map { _ in rng.nextUnit() * 2 - 1 }
+        let groups = RowIndex.groupSizes(keptList, baseRows: rows)
+        #expect(groups.count == 2 && groups.allSatisfy { $0 % 32 != 0 })
+        let packed = v.withUnsafeBufferPointer { BitMatrix.pack($0.baseAddress!, rows: keptList.count, columns: cols, groupSizes: groups) }
+            + [UInt8](repeating: 0xA5, count: 32)
+        let scales = keptList.map { _ in 0.05 + rng.nextUnit() * 0.1 }
+        let x = (0..<cols).map { _ in (rng.nextUnit() * 2 - 1) * 4 }
+        let acts = QuantizedActivations(width: cols, capacity: 1)
+        x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, columns: 1) }
+        acts.buildSignTables()
+        let xa = acts.signTables.dequantized(column: 0)
+        for chunks in [[0..<rows], [0..<192, 192..<rows], [0..<96, 96..<rows]] {
+            var y = [Float](repeating: 1, count: rows)
+            packed.withUnsafeBytes { p in
+                scales.withUnsafeBufferPointer { s in
+                    let m = BitMatrix(rows: rows, columns: cols, signs: p.baseAddress!, scales: s.baseAddress!, perRowScales: true,
+                                      kept: kept, overreadSafe: overreadSafe)
+                    #expect(m.byteCount == keptList.count * (cols / 8 + 4) + 25)
+                    for k in keptList.indices {
+                        #expect(m.signs(storedRow: k) == (0..<cols).map { v[k * cols + $0] >= 0 ? 1 : -1 }, "stored row \(k)")
+                    }
+                    y.withUnsafeMutableBufferPointer { yb in
+                        for chunk in chunks {
+                            for start in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 32) {
+                                DeltaMatrix.bits(m).addProduct(acts, acts.signTables.view, column: 0, coefficient: 0.5,
+                                                               rows: start..<min(chunk.upperBound, start + 32), chunk: chunk,
+                                                               into: yb.baseAddress!, ldy: rows)
+                            }
+                        }
+                    }
+                    for r in 0..<rows {
+                        let k = keptList.firstIndex(of: Int32(r))
+                        #expect(m.storedIndex(ofRow: r) == k)
+                        var dot: Double = 0
+                        if let k { for j in 0..<cols { dot += (v[k * cols + j] >= 0 ? 1 : -1) * Double(xa[j]) } }
+                        let expected = 1 + 0.5 * Double(k.map { scales[$0] } ?? 0) * dot
+                        #expect(abs(Double(y[r]) - expected) <= 1e-4 * max(1, abs(expected)), "r=\(r) chunks=\(chunks)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func keptRowsMustRiseWithinTheMatrix() {
+        #expect(throws: BraidError.self) { _ = try RowIndex([3, 2], baseRows: 8) }
+        #expect(throws: BraidError.self) { _ = try RowIndex([1, 1], baseRows: 8) }
+        #expect(throws: BraidError.self) { _ = try RowIndex([0, 8], baseRows: 8) }
+        #expect(throws: BraidError.self) { _ = try RowIndex([-1], baseRows: 8) }
+        // A bitmap marking a row past the matrix (10 rows, bit 12 set).
+        let bitmap: [UInt8] = [0b0000_0101, 0b0001_0000]
+        #expect(throws: BraidError.self) { _ = try bitmap.withUnsafeBytes { try RowIndex(bitmap: $0.baseAddress!, baseRows: 10) } }
+        let index = try? bitmap.withUnsafeBytes { try RowIndex(bitmap: $0.baseAddress!, baseRows: 13) }
+        #expect(index.map { Array(UnsafeBufferPointer(start: $0.rows, count: $0.count)) } == [0, 2, 12])
+        #expect(RowIndex.bitmap([0, 2, 12], baseRows: 13) == bitmap)
     }
 }

@@ -4,11 +4,12 @@ import Braid
 
 /// Compression, the file format's checks and fitted scales, on tiny random models.
 struct TaskVectorTests {
-    func compressTiny(baseSeed: UInt64 = 1, tunedSeed: UInt64 = 9, sha: String = "base-sha") throws -> (LlamaModel, String) {
+    func compressTiny(baseSeed: UInt64 = 1, tunedSeed: UInt64 = 9, sha: String = "base-sha",
+                      options: CompressionOptions = CompressionOptions()) throws -> (LlamaModel, String) {
         let base = try LlamaModel(path: try TinyModel.write(seed: baseSeed), threads: 1)
         let tuned = try TinyModel.write(seed: tunedSeed)
         let source = try DeltaSource.fineTunedGGUF(tuned, base: base)
-        let writer = try Compressor.compress(source, base: base, baseSHA256: sha, task: "tiny", description: "a test", options: CompressionOptions())
+        let writer = try Compressor.compress(source, base: base, baseSHA256: sha, task: "tiny", description: "a test", options: options)
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("braid-tv-\(UUID().uuidString).tv.gguf").path
         try writer.write(to: path)
         return (base, path)
@@ -23,6 +24,36 @@ struct TaskVectorTests {
         // 1 bit per weight plus a float per row.
         for m in tv.matrices.joined() {
             #expect(m!.byteCount == m!.rows * m!.columns / 8 + m!.rows * 4)
+        }
+    }
+
+    /// `rowDensity` 0.5 keeps, per matrix, the half of the rows with the largest mean |Δ_r| (the
+    /// error their 1-bit term removes is n·α_r²); the others decode as zero.
+    @Test func rowDensityKeepsTheRowsThatMatterMost() throws {
+        var options = CompressionOptions()
+        options.rowDensity = 0.5
+        let (base, path) = try compressTiny(options: options)
+        let tv = try TaskVector(path: path, base: base, baseSHA256: "base-sha")
+        let source = try DeltaSource.fineTunedGGUF(try TinyModel.write(seed: 9), base: base)
+        #expect(try GGUFFile(path: path).string("braid.task_vector.fidelity") == "1bit-row rows:0.5")
+        for (l, layer) in base.weights.layers.enumerated() {
+            for (k, (kind, w)) in layer.matrices.enumerated() {
+                guard case .bits(let m) = tv.matrices[l][k]! else { Issue.record("\(kind) not 1-bit"); continue }
+                #expect(m.storedRows == w.rows / 2)
+                #expect(m.byteCount == w.rows / 2 * (w.columns / 8 + 4) + w.rows / 8)
+                let delta = try source.delta("blk.\(l).\(kind).weight")!
+                let meanAbs = Compressor.meanAbsoluteRows(delta, rows: w.rows, columns: w.columns)
+                let threshold = meanAbs.sorted(by: >)[w.rows / 2 - 1]
+                var row = [Float](repeating: 9, count: w.columns)
+                for r in 0..<w.rows {
+                    tv.matrices[l][k]!.decodeRow(r, into: &row)
+                    if meanAbs[r] >= threshold {
+                        #expect(row.map(abs) == [Float](repeating: meanAbs[r], count: w.columns), "\(kind) row \(r)")
+                    } else {
+                        #expect(row.allSatisfy { $0 == 0 }, "\(kind) row \(r)")
+                    }
+                }
+            }
         }
     }
 
@@ -92,7 +123,7 @@ struct TaskVectorTests {
         let x = (0..<samples * cols).map { i in (rng.nextUnit() * 2 - 1) * energy[i % cols] }
         var gram = [Float](repeating: 0, count: cols * cols)
         for s in 0..<samples { for i in 0..<cols { for j in 0..<cols { gram[i * cols + j] += x[s * cols + i] * x[s * cols + j] } } }
-        let fitted = ScaleFitter.fitRows(delta: delta, rows: rows, columns: cols, gram: gram)
+        let fitted = ScaleFitter.fitRows(delta: delta, rows: rows, columns: cols, gram: gram).scales
         let mean = Compressor.meanAbsoluteRows(delta, rows: rows, columns: cols)
         func error(_ alpha: [Float]) -> Double {
             var e: Double = 0
@@ -123,12 +154,15 @@ struct TaskVectorTests {
 
 /// Materialised weights (W0 + c·D built once) agree with the on-the-fly product.
 struct MaterializedTests {
-    @Test(arguments: [GGMLType.f32, .q8_0])
-    func materializedMatchesOnTheFly(type: GGMLType) throws {
+    /// Also for a vector keeping 60 % of its rows: the threads' chunks split its tiles of kept rows.
+    @Test(arguments: [(GGMLType.f32, 1.0), (.q8_0, 1.0), (.f32, 0.6)])
+    func materializedMatchesOnTheFly(type: GGMLType, rowDensity: Double) throws {
         let base = try LlamaModel(path: try TinyModel.write(seed: 1), threads: 2)
         let source = try DeltaSource.fineTunedGGUF(try TinyModel.write(seed: 9), base: base)
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("braid-mat-\(UUID().uuidString).tv.gguf").path
-        try Compressor.compress(source, base: base, baseSHA256: "s", task: "t", description: "", options: CompressionOptions()).write(to: path)
+        var options = CompressionOptions()
+        options.rowDensity = rowDensity
+        try Compressor.compress(source, base: base, baseSHA256: "s", task: "t", description: "", options: options).write(to: path)
         let route = Route([(try TaskVector(path: path, base: base, baseSHA256: "s"), 0.7)])
         let tokens: [Int32] = [4, 8, 15, 16, 23, 42]
         let onTheFly = Array(try base.prefill(tokens, cache: base.makeCache(capacity: 16), route: route))

@@ -231,7 +231,11 @@ public final class LlamaModel: @unchecked Sendable {
         // than with 32, BENCHMARKS.md), several per thread let an idle core take a busy one's share.
         let tiles = (total + BitMatrix.tileRows - 1) / BitMatrix.tileRows
         let chunkCount = pool.threadCount * max(1, tiles / (pool.threadCount * Self.chunkTiles))
-        let grain = (tiles + chunkCount - 1) / chunkCount * BitMatrix.tileRows
+        var grain = (tiles + chunkCount - 1) / chunkCount * BitMatrix.tileRows
+        // Vectors that keep some rows lay their tiles out per group of rows: whole groups per
+        // chunk compute each tile once.
+        let dropsRows = routed.contains { vector, _ in jobs.contains { $0.3 >= 0 && vector.matrices[layer][$0.3]?.dropsRows == true } }
+        if dropsRows { grain = (grain + BitMatrix.groupRows - 1) / BitMatrix.groupRows * BitMatrix.groupRows }
         if !routed.isEmpty { x.buildSignTables() }
         // Chunks never straddle two matrices: each matrix's rows start on a chunk boundary.
         var starts: [Int] = []
@@ -267,7 +271,7 @@ public final class LlamaModel: @unchecked Sendable {
                         let tileRows = tile..<min(rows.upperBound, tile + BitMatrix.tileRows)
                         for t in terms where t.3 { t.0.prefetch(rows: tileRows) }
                         w.multiply(x, rows: tileRows, into: y, ldy: ldy)
-                        for t in terms { t.0.addProduct(x, tables, column: t.1, coefficient: t.2, rows: tileRows, into: y, ldy: ldy) }
+                        for t in terms { t.0.addProduct(x, tables, column: t.1, coefficient: t.2, rows: tileRows, chunk: rows, into: y, ldy: ldy) }
                     }
                 }
             }

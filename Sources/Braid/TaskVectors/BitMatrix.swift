@@ -5,77 +5,172 @@ import _Builtin_intrinsics.intel
 
 /// A 1-bit matrix: signs S ∈ {−1, +1} and a scale per row (or one for the matrix): D ≈ α ⊙ S.
 ///
-/// Signs are stored in tiles of 32 rows (the last tile may be shorter). Within a tile come sign
-/// byte 0 of each row, then byte 1 of each row, and so on; byte k holds columns 8k…8k+7 (bit j
-/// is column 8k + j, 1 means +1). One 32-byte load so holds a byte of 32 rows, and its two
-/// nibbles index the lookup tables of two groups of four activations (`SignTables`).
+/// A matrix may keep only some of its rows (`keptRows`, ascending): the others' delta is dropped,
+/// which buys bytes and time below one bit per weight. Kept rows are numbered 0…storedRows−1;
+/// signs and per-row scales are stored for them only.
+///
+/// Signs are stored in tiles of up to 32 stored rows. Tiles restart at every group of 192 base
+/// rows, so the rows of one group never share a tile with another's (a thread that owns whole
+/// groups owns whole tiles); with every row kept each group is six full tiles. Within a tile of
+/// height h come sign byte 0 of each of its rows, then byte 1 of each, and so on; byte k holds
+/// columns 8k…8k+7 (bit j is column 8k + j, 1 means +1). One 32-byte load so holds a byte of 32
+/// rows, and its two nibbles index the lookup tables of two groups of four activations
+/// (`SignTables`).
 public struct BitMatrix: @unchecked Sendable {
     public static let tileRows = 32
+    public static let groupRows = 192
+    /// Rows of the base matrix (the output).
     public let rows: Int
     public let columns: Int
     public let signs: UnsafeRawPointer
     public let scales: UnsafePointer<Float>
     public let perRowScales: Bool
+    /// The base row of each stored row; nil when every row is stored.
+    public let keptRows: UnsafePointer<Int32>?
+    public let storedRows: Int
+    /// Per group of base rows, its first stored row (`RowIndex`).
+    let groupStarts: UnsafePointer<Int32>?
+    /// At least 32 readable bytes follow the signs, so a short tile's rows can be read with the
+    /// 32-row loads of a full one (the lanes past the tile are ignored).
+    let overreadSafe: Bool
 
-    public init(rows: Int, columns: Int, signs: UnsafeRawPointer, scales: UnsafePointer<Float>, perRowScales: Bool) {
+    public init(rows: Int, columns: Int, signs: UnsafeRawPointer, scales: UnsafePointer<Float>, perRowScales: Bool,
+                kept: RowIndex? = nil, overreadSafe: Bool = false) {
         self.rows = rows
         self.columns = columns
         self.signs = signs
         self.scales = scales
         self.perRowScales = perRowScales
+        keptRows = kept?.rows
+        storedRows = kept?.count ?? rows
+        groupStarts = kept?.groupStarts
+        self.overreadSafe = overreadSafe
     }
 
     public var rowBytes: Int { columns / 8 }
-    /// Bytes read per product: the bits and the scales.
-    public var byteCount: Int { rows * rowBytes + (perRowScales ? rows : 1) * 4 }
+    /// Bytes of the matrix in its file: the bits, the scales and the kept rows' bitmap.
+    public var byteCount: Int {
+        storedRows * rowBytes + (perRowScales ? storedRows : 1) * 4 + (keptRows == nil ? 0 : RowIndex.bitmapBytes(rows))
+    }
 
-    @inline(__always) public func scale(_ r: Int) -> Float { perRowScales ? scales[r] : scales[0] }
+    /// Scale of stored row `k`.
+    @inline(__always) public func scale(_ k: Int) -> Float { perRowScales ? scales[k] : scales[0] }
 
-    /// Where sign byte `k` of row `r` lies.
+    /// The base row that stored row `k` holds.
+    @inline(__always) public func baseRow(_ k: Int) -> Int { keptRows.map { Int($0[k]) } ?? k }
+
+    /// The first stored row of group `g` (g may be the group count: then `storedRows`).
     @inline(__always)
-    static func offset(row r: Int, byte k: Int, rows: Int, rowBytes: Int) -> Int {
-        let tile = r / tileRows
-        let height = min(tileRows, rows - tile * tileRows)
-        return tile * tileRows * rowBytes + k * height + r % tileRows
+    func groupStart(_ g: Int) -> Int { groupStarts.map { Int($0[g]) } ?? min(rows, g &* Self.groupRows) }
+
+    /// The first stored row whose base row is ≥ `r` (so stored rows of base rows a..<b are
+    /// firstStored(a)..<firstStored(b)).
+    @inline(__always)
+    public func firstStored(_ r: Int) -> Int {
+        guard let kept = keptRows else { return r }
+        if r >= rows { return storedRows }
+        var lo = groupStart(r / Self.groupRows), hi = groupStart(r / Self.groupRows + 1)
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if Int(kept[mid]) < r { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
     }
 
-    @inline(__always) func signByte(_ r: Int, _ k: Int) -> UInt8 {
-        signs.load(fromByteOffset: Self.offset(row: r, byte: k, rows: rows, rowBytes: rowBytes), as: UInt8.self)
+    /// The stored row holding base row `r`, nil when its delta was dropped.
+    public func storedIndex(ofRow r: Int) -> Int? {
+        let k = firstStored(r)
+        return k < storedRows && baseRow(k) == r ? k : nil
     }
 
-    /// Unpacks row `r` into ±1 floats.
-    public func signs(row r: Int) -> [Float] {
-        (0..<columns).map { j in (signByte(r, j / 8) >> UInt8(j % 8)) & 1 == 1 ? 1 : -1 }
+    /// The tile holding stored row `k`: its first stored row and its height.
+    @inline(__always)
+    func tile(of k: Int) -> (start: Int, height: Int) {
+        let g = baseRow(k) / Self.groupRows
+        let first = groupStart(g)
+        let start = first + (k - first) / Self.tileRows * Self.tileRows
+        return (start, min(Self.tileRows, groupStart(g + 1) - start))
     }
 
-    /// y[c·ldy + r] += coefficient · α_r · (s_r · x_c) for `rows`, reading column c of x through
-    /// its lookup tables (`QuantizedActivations.buildSignTables()` must have run).
+    @inline(__always) func signByte(_ k: Int, _ byte: Int) -> UInt8 {
+        let (start, height) = tile(of: k)
+        return signs.load(fromByteOffset: start * rowBytes + byte * height + k - start, as: UInt8.self)
+    }
+
+    /// Unpacks stored row `k` into ±1 floats.
+    public func signs(storedRow k: Int) -> [Float] {
+        (0..<columns).map { j in (signByte(k, j / 8) >> UInt8(j % 8)) & 1 == 1 ? 1 : -1 }
+    }
+
+    /// y[c·ldy + r] += coefficient · α_r · (s_r · x_c) for the base rows `range` of a `chunk` of
+    /// rows one thread owns, reading column c of x through its lookup tables
+    /// (`QuantizedActivations.buildSignTables()` must have run). Called for consecutive ranges of
+    /// a chunk, each after the base rows of that range are in y. With kept rows, a group's tiles
+    /// are added once its last row in the chunk is reached; chunks made of whole groups compute
+    /// every tile once (others stay correct, computing the tiles they share twice).
     @inline(__always)
     public func addProduct(_ tables: SignTables.View, column c: Int, coefficient: Float, rows range: Range<Int>,
-                           into y: UnsafeMutablePointer<Float>, ldy: Int) {
+                           chunk: Range<Int>, into y: UnsafeMutablePointer<Float>, ldy: Int) {
         let y = y + c &* ldy
-        var r = range.lowerBound
-        while r < range.upperBound {
-            let tileStart = r - r % Self.tileRows
-            let end = min(tileStart + Self.tileRows, rows, range.upperBound)
-            #if AVX2
-            if r == tileStart && end - r == Self.tileRows {
-                addTile(r / Self.tileRows, tables, c, coefficient, y)
+        guard let kept = keptRows else {
+            var r = range.lowerBound
+            while r < range.upperBound {
+                let tileStart = r - r % Self.tileRows
+                let end = min(tileStart + Self.tileRows, rows, range.upperBound)
+                #if AVX2
+                if r == tileStart && end - r == Self.tileRows {
+                    addTile(r / Self.tileRows, tables, c, coefficient, y)
+                    r = end
+                    continue
+                }
+                #endif
+                for i in r..<end { y[i] += coefficient * scale(i) * signDot(i, tables, c) }
                 r = end
-                continue
             }
-            #endif
-            for i in r..<end { y[i] += coefficient * scale(i) * signDot(i, tables, c) }
-            r = end
+            return
         }
+        guard !range.isEmpty else { return }
+        for g in range.lowerBound / Self.groupRows...(range.upperBound - 1) / Self.groupRows {
+            let last = min((g + 1) * Self.groupRows, rows, chunk.upperBound) - 1
+            guard range.contains(last) else { continue }
+            let first = groupStart(g), end = groupStart(g + 1)
+            // The group's stored rows inside the chunk.
+            let lo = chunk.lowerBound > g * Self.groupRows ? firstStored(chunk.lowerBound) : first
+            let hi = last + 1 < min((g + 1) * Self.groupRows, rows) ? firstStored(last + 1) : end
+            var start = first + (lo - first) / Self.tileRows * Self.tileRows
+            while start < hi {
+                let height = min(Self.tileRows, end - start)
+                let part = max(start, lo)..<min(start + height, hi)
+                scatterTile(start, height, part, tables, c, coefficient, kept, y)
+                start += height
+            }
+        }
+    }
+
+    /// Adds the stored rows `part` of the tile at `start` (height rows), each into its base row.
+    @inline(__always)
+    func scatterTile(_ start: Int, _ height: Int, _ part: Range<Int>, _ tables: SignTables.View, _ c: Int,
+                     _ coefficient: Float, _ kept: UnsafePointer<Int32>, _ y: UnsafeMutablePointer<Float>) {
+        #if AVX2
+        if height == Self.tileRows || overreadSafe {
+            let sums = tileSums(signs + start &* rowBytes, height, tables, c)
+            withUnsafeBytes(of: sums) { raw in
+                let s = raw.assumingMemoryBound(to: Float.self)
+                for k in part { y[Int(kept[k])] += coefficient * scale(k) * s[k &- start] }
+            }
+            return
+        }
+        #endif
+        for k in part { y[Int(kept[k])] += coefficient * scale(k) * signDot(k, tables, c) }
     }
 
     /// Asks the caches for the signs of `range`'s tiles. Tiles are short streams the hardware
     /// prefetcher catches late; requested before the base rows' product, they arrive meanwhile.
     @inline(__always)
     public func prefetch(rows range: Range<Int>) {
-        let start = (range.lowerBound - range.lowerBound % Self.tileRows) * rowBytes
-        let end = min(rows, range.upperBound) * rowBytes
+        let a = firstStored(range.lowerBound)
+        let start = (keptRows == nil ? a - a % Self.tileRows : a) * rowBytes
+        let end = firstStored(range.upperBound) * rowBytes
         var offset = start
         while offset < end {
             braid_prefetch(signs + offset)
@@ -83,7 +178,7 @@ public struct BitMatrix: @unchecked Sendable {
         }
     }
 
-    /// s_r · x_c from the tables: per sign byte, its low nibble indexes one group's table and its
+    /// s_k · x_c for stored row k from the tables: per sign byte, its low nibble indexes one group's table and its
     /// high nibble the next; block sums are exact integers, then scaled.
     public func signDot(_ r: Int, _ tables: SignTables.View, _ c: Int) -> Float {
         let table = tables.table(c), e = tables.scale(c)
@@ -103,10 +198,10 @@ public struct BitMatrix: @unchecked Sendable {
     #if AVX2
     /// `signDot` for the 32 rows of a full tile at once: per sign byte column, two shuffles look
     /// up the two groups' sums for all 32 rows; pairs are added into int16 per row, then each
-    /// block's sums are scaled into float.
+    /// block's sums are scaled into float. Returns rows 0–7, 8–15, 16–23, 24–31 of the tile at
+    /// `bits` with `height` rows (below 32 the loads run past the tile; those lanes are noise).
     @inline(__always)
-    func addTile(_ t: Int, _ tables: SignTables.View, _ c: Int, _ coefficient: Float, _ y: UnsafeMutablePointer<Float>) {
-        let bits = signs + t &* Self.tileRows &* rowBytes
+    func tileSums(_ bits: UnsafeRawPointer, _ height: Int, _ tables: SignTables.View, _ c: Int) -> (__m256, __m256, __m256, __m256) {
         let table = UnsafeRawPointer(tables.table(c)), e = tables.scale(c)
         let low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi8(1)
         let upper = _mm256_setr_epi32(4, 5, 6, 7, 4, 5, 6, 7)
@@ -115,7 +210,7 @@ public struct BitMatrix: @unchecked Sendable {
         for b in 0..<columns / tables.blockColumns {
             var lo = _mm256_setzero_si256(), hi = lo
             for k in b &* bytes..<(b &+ 1) &* bytes {
-                let v = bits.loadUnaligned(fromByteOffset: k &* 32, as: __m256i.self)
+                let v = bits.loadUnaligned(fromByteOffset: k &* height, as: __m256i.self)
                 let pair = table + k &* 32
                 let ta = _mm256_broadcastsi128_si256(pair.loadUnaligned(as: __m128i.self))
                 let tb = _mm256_broadcastsi128_si256(pair.loadUnaligned(fromByteOffset: 16, as: __m128i.self))
@@ -132,6 +227,13 @@ public struct BitMatrix: @unchecked Sendable {
             f2 = _mm256_fmadd_ps(s, Self.floats(_mm256_castsi256_si128(_mm256_permutevar8x32_epi32(lo, upper))), f2)
             f3 = _mm256_fmadd_ps(s, Self.floats(_mm256_castsi256_si128(_mm256_permutevar8x32_epi32(hi, upper))), f3)
         }
+        return (f0, f1, f2, f3)
+    }
+
+    /// The task term of full tile `t` (every row stored) into y.
+    @inline(__always)
+    func addTile(_ t: Int, _ tables: SignTables.View, _ c: Int, _ coefficient: Float, _ y: UnsafeMutablePointer<Float>) {
+        let (f0, f1, f2, f3) = tileSums(signs + t &* Self.tileRows &* rowBytes, Self.tileRows, tables, c)
         let r0 = t &* Self.tileRows
         add(f0, r0, coefficient, y)
         add(f1, r0 &+ 8, coefficient, y)
@@ -152,16 +254,26 @@ public struct BitMatrix: @unchecked Sendable {
     #endif
 
     /// Packs the signs of a rows × columns matrix (row-major floats) into the tiled layout;
-    /// zero counts as +1.
-    public static func pack(_ values: UnsafePointer<Float>, rows: Int, columns: Int) -> [UInt8] {
+    /// zero counts as +1. `groupSizes`: stored rows per group of base rows (default: every row
+    /// kept, groups of 192).
+    public static func pack(_ values: UnsafePointer<Float>, rows: Int, columns: Int, groupSizes: [Int]? = nil) -> [UInt8] {
+        let sizes = groupSizes ?? stride(from: 0, to: rows, by: groupRows).map { min(groupRows, rows - $0) }
+        precondition(sizes.reduce(0, +) == rows, "group sizes must add up to the rows")
         let rowBytes = columns / 8
         var out = [UInt8](repeating: 0, count: rows * rowBytes)
-        for r in 0..<rows {
-            for k in 0..<rowBytes {
-                var byte: UInt8 = 0
-                for j in 0..<8 where values[r * columns + 8 * k + j] >= 0 { byte |= 1 << UInt8(j) }
-                out[offset(row: r, byte: k, rows: rows, rowBytes: rowBytes)] = byte
+        var groupStart = 0
+        for size in sizes {
+            for start in stride(from: groupStart, to: groupStart + size, by: tileRows) {
+                let height = min(tileRows, groupStart + size - start)
+                for r in start..<start + height {
+                    for k in 0..<rowBytes {
+                        var byte: UInt8 = 0
+                        for j in 0..<8 where values[r * columns + 8 * k + j] >= 0 { byte |= 1 << UInt8(j) }
+                        out[start * rowBytes + k * height + r - start] = byte
+                    }
+                }
             }
+            groupStart += size
         }
         return out
     }

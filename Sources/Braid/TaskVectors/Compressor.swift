@@ -13,12 +13,17 @@ public struct CompressionOptions: Sendable {
     public var denseKinds: Set<String> = []
     public var denseType: GGMLType = .q4_0
     /// Row scales fitted elsewhere (calibration), by tensor name; they replace mean |Δ_r|.
-    public var fittedScales: [String: [Float]] = [:]
+    public var fitted: [String: ScaleFitter.FittedRows] = [:]
+    /// Fraction of each 1-bit matrix's rows kept: those whose 1-bit term lowers the error most
+    /// (on the calibration outputs when fitted, else on the weights); the others' delta is
+    /// dropped. Below 1 a vector costs less than a bit per weight.
+    public var rowDensity: Double = 1
     public init() {}
 
     /// A short label of the fidelity option, stored in the file and shown by eval.
     public var label: String {
-        var parts = [fittedScales.isEmpty ? "1bit-\(scales.rawValue)" : "1bit-fitted"]
+        var parts = [fitted.isEmpty ? "1bit-\(scales.rawValue)" : "1bit-fitted"]
+        if rowDensity < 1 { parts[0] += " rows:\(rowDensity)" }
         if !denseKinds.isEmpty { parts.append("\(denseType.name):" + denseKinds.sorted().joined(separator: ",")) }
         return parts.joined(separator: " ")
     }
@@ -66,21 +71,40 @@ public enum Compressor {
                                     data: Data(BlockCodec.encode(options.denseType, delta)))
                     continue
                 }
-                let signs = delta.withUnsafeBufferPointer { BitMatrix.pack($0.baseAddress!, rows: m.rows, columns: m.columns) }
-                let scales: [Float]
-                if let fitted = options.fittedScales[name] {
-                    guard fitted.count == m.rows else { throw BraidError.invalidArgument("fitted scales for \(name): \(fitted.count) rows, expected \(m.rows)") }
-                    scales = fitted
+                let scales: [Float], gains: [Float]
+                let meanAbs = meanAbsoluteRows(delta, rows: m.rows, columns: m.columns)
+                if let f = options.fitted[name] {
+                    guard f.scales.count == m.rows else { throw BraidError.invalidArgument("fitted scales for \(name): \(f.scales.count) rows, expected \(m.rows)") }
+                    (scales, gains) = (f.scales, f.gains)
                 } else if options.scales == .matrix {
-                    scales = [delta.reduce(0) { $0 + abs($1) } / Float(delta.count)]
+                    let a = meanAbs.reduce(0, +) / Float(m.rows)
+                    // ‖Δ_r‖² − ‖Δ_r − α s_r‖² = 2α Σ|Δ_r| − α² n
+                    (scales, gains) = ([a], meanAbs.map { 2 * a * $0 * Float(m.columns) - a * a * Float(m.columns) })
                 } else {
-                    scales = meanAbsoluteRows(delta, rows: m.rows, columns: m.columns)
+                    (scales, gains) = (meanAbs, meanAbs.map { $0 * $0 * Float(m.columns) })
                 }
-                try w.addTensor(name + ".signs", shape: [m.columns / 8, m.rows], type: .i8, data: Data(signs))
-                try w.addTensor(name + ".scales", shape: [scales.count], floats: scales)
+                let kept = keptRows(gains: gains, density: options.rowDensity)
+                var stored = delta
+                if kept.count < m.rows {
+                    stored = kept.flatMap { delta[Int($0) * m.columns..<(Int($0) + 1) * m.columns] }
+                    try w.addTensor(name + ".rows", shape: [RowIndex.bitmapBytes(m.rows)], type: .i8, data: Data(RowIndex.bitmap(kept, baseRows: m.rows)))
+                }
+                let groups = RowIndex.groupSizes(kept, baseRows: m.rows)
+                let signs = stored.withUnsafeBufferPointer { BitMatrix.pack($0.baseAddress!, rows: kept.count, columns: m.columns, groupSizes: groups) }
+                // The scales follow the signs in the file: a short tile's 32-byte loads stay inside it.
+                try w.addTensor(name + ".signs", shape: [m.columns / 8, kept.count], type: .i8, data: Data(signs))
+                try w.addTensor(name + ".scales", shape: scales.count == 1 ? [1] : [kept.count],
+                                floats: scales.count == 1 ? scales : kept.map { scales[Int($0)] })
             }
         }
         return w
+    }
+
+    /// The rows with the largest gains, `density` of them (at least one), in ascending order.
+    public static func keptRows(gains: [Float], density: Double) -> [Int32] {
+        let count = max(1, min(gains.count, Int((density * Double(gains.count)).rounded())))
+        guard count < gains.count else { return (0..<Int32(gains.count)).map { $0 } }
+        return gains.indices.sorted { gains[$0] > gains[$1] }.prefix(count).map { Int32($0) }.sorted()
     }
 
     public static func meanAbsoluteRows(_ delta: [Float], rows: Int, columns: Int) -> [Float] {

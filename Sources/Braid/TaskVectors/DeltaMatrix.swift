@@ -25,13 +25,23 @@ public enum DeltaMatrix: @unchecked Sendable {
         }
     }
 
+    /// A 1-bit matrix that keeps only some of its rows.
+    public var dropsRows: Bool {
+        if case .bits(let b) = self { return b.keptRows != nil }
+        return false
+    }
+
     /// Row `r` of D as floats.
     public func decodeRow(_ r: Int, into dst: UnsafeMutablePointer<Float>) {
         switch self {
         case .bits(let b):
-            let a = b.scale(r)
+            guard let k = b.storedIndex(ofRow: r) else {
+                dst.update(repeating: 0, count: b.columns)  // a dropped row
+                return
+            }
+            let a = b.scale(k)
             for j in 0..<b.columns {
-                dst[j] = (b.signByte(r, j / 8) >> UInt8(j % 8)) & 1 == 1 ? a : -a
+                dst[j] = (b.signByte(k, j / 8) >> UInt8(j % 8)) & 1 == 1 ? a : -a
             }
         case .dense(let w):
             w.decodeRow(r, into: dst)
@@ -44,13 +54,14 @@ public enum DeltaMatrix: @unchecked Sendable {
         if case .bits(let b) = self { b.prefetch(rows: rows) }
     }
 
-    /// y[c·ldy + r] += coefficient · (D·x_c)_r for `rows`; 1-bit matrices read x's sign tables.
+    /// y[c·ldy + r] += coefficient · (D·x_c)_r for `rows`, one of the consecutive ranges of a
+    /// thread's `chunk` (see `BitMatrix.addProduct`); 1-bit matrices read x's sign tables.
     @inline(__always)
     public func addProduct(_ x: QuantizedActivations, _ tables: SignTables.View, column c: Int, coefficient: Float,
-                           rows: Range<Int>, into y: UnsafeMutablePointer<Float>, ldy: Int) {
+                           rows: Range<Int>, chunk: Range<Int>, into y: UnsafeMutablePointer<Float>, ldy: Int) {
         switch self {
         case .bits(let b):
-            b.addProduct(tables, column: c, coefficient: coefficient, rows: rows, into: y, ldy: ldy)
+            b.addProduct(tables, column: c, coefficient: coefficient, rows: rows, chunk: chunk, into: y, ldy: ldy)
         case .dense(let w):
             for r in rows { y[c &* ldy &+ r] += coefficient * w.dot(r, x, c) }
         }

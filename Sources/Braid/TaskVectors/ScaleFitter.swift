@@ -6,11 +6,18 @@ import Foundation
 /// ‖X(Δ_i − α s_i)ᵀ‖² is α_i = (Δ_i G s_iᵀ)/(s_i G s_iᵀ). The inputs are collected by running
 /// the fine-tuned model (base + the full delta) teacher-forced over prompt + answer.
 public enum ScaleFitter {
+    /// A matrix's fitted row scales, and per row how much its 1-bit term lowers the squared
+    /// output error on the calibration inputs: α_i²·(s_i G s_i) (what `--row-density` ranks by).
+    public struct FittedRows: Sendable {
+        public var scales: [Float]
+        public var gains: [Float]
+    }
+
     /// Which Gram matrix each matrix kind reads (see `LlamaModel.observer`).
     static let inputOfKind = [0, 0, 0, 1, 2, 2, 3]
 
     public static func fit(source: DeltaSource, base: LlamaModel, tokenizer: BPETokenizer, template: ChatTemplate,
-                           examples: [TaskExample], progress: (String, Int, Int) -> Void = { _, _, _ in }) throws -> [String: [Float]] {
+                           examples: [TaskExample], progress: (String, Int, Int) -> Void = { _, _, _ in }) throws -> [String: FittedRows] {
         let c = base.config
         let widths = [c.embeddingLength, c.queryDim, c.embeddingLength, c.feedForwardLength]
         // Gram matrices, upper triangles accumulated by ssyrk.
@@ -35,7 +42,7 @@ public enum ScaleFitter {
         }
         base.observer = nil
 
-        var scales: [String: [Float]] = [:]
+        var scales: [String: FittedRows] = [:]
         let total = c.blockCount * TaskVector.matrixKinds.count
         var done = 0
         for (l, layer) in base.weights.layers.enumerated() {
@@ -52,20 +59,24 @@ public enum ScaleFitter {
         return scales
     }
 
-    /// α_i = (Δ_i G s_i)/(s_i G s_i); rows whose inputs carry no energy keep mean |Δ_i|.
-    public static func fitRows(delta: [Float], rows: Int, columns: Int, gram: [Float]) -> [Float] {
+    /// α_i = (Δ_i G s_i)/(s_i G s_i); rows whose inputs carry no energy keep mean |Δ_i| (gain 0).
+    public static func fitRows(delta: [Float], rows: Int, columns: Int, gram: [Float]) -> FittedRows {
         let signs = delta.map { $0 >= 0 ? Float(1) : -1 }
         var gs = [Float](repeating: 0, count: rows * columns)  // (S G)ᵀ rows: row i = G s_i (G symmetric)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(columns), Int32(columns),
                     1, signs, Int32(columns), gram, Int32(columns), 0, &gs, Int32(columns))
         let fallback = Compressor.meanAbsoluteRows(delta, rows: rows, columns: columns)
-        return (0..<rows).map { i in
+        var fitted = FittedRows(scales: fallback, gains: [Float](repeating: 0, count: rows))
+        for i in 0..<rows {
             var num: Double = 0, den: Double = 0
             for j in 0..<columns {
                 num += Double(delta[i * columns + j]) * Double(gs[i * columns + j])
                 den += Double(signs[i * columns + j]) * Double(gs[i * columns + j])
             }
-            return den > 0 ? Float(num / den) : fallback[i]
+            guard den > 0 else { continue }
+            fitted.scales[i] = Float(num / den)
+            fitted.gains[i] = Float(num * num / den)
         }
+        return fitted
     }
 }

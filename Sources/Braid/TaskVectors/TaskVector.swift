@@ -4,7 +4,9 @@ import Foundation
 /// norm vector a float delta. Loaded memory-mapped from braid's task-vector GGUF (or, for the
 /// full fine-tune, from a delta GGUF as shipped), and checked against the base it serves.
 public final class TaskVector: @unchecked Sendable {
-    public static let formatVersion = 2
+    /// 3 added kept rows (`NAME.rows`, a bitmap); version 2 files are version 3 files that keep every row.
+    public static let formatVersion = 3
+    static let readableVersions = 2...3
     /// Order of the seven matrices of a block, as in `LayerWeights.matrices`.
     public static let matrixKinds = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
 
@@ -17,6 +19,8 @@ public final class TaskVector: @unchecked Sendable {
     public let attnNorm: [[Float]?]
     public let ffnNorm: [[Float]?]
     public let outputNorm: [Float]?
+    /// Kept-row lists of sparse 1-bit matrices; their matrices point into them.
+    private let rowIndexes: [RowIndex]
 
     /// Loads `path` for `base`. A braid task vector must name `baseSHA256`; a plain delta GGUF
     /// (`general.type = delta`) is accepted when its shapes fit.
@@ -29,8 +33,8 @@ public final class TaskVector: @unchecked Sendable {
         switch type {
         case "task_vector":
             let version = try file.int("braid.task_vector.version")
-            guard version == Self.formatVersion else {
-                throw BraidError.invalidArgument("\(path): task-vector format version \(version); this braid reads version \(Self.formatVersion) (rebuild it with braid compress)")
+            guard Self.readableVersions.contains(version) else {
+                throw BraidError.invalidArgument("\(path): task-vector format version \(version); this braid reads versions \(Self.readableVersions.lowerBound)–\(Self.readableVersions.upperBound) (rebuild it with braid compress)")
             }
             name = try file.string("braid.task_vector.task")
             description = file.metadata["braid.task_vector.description"]?.stringValue ?? ""
@@ -58,11 +62,12 @@ public final class TaskVector: @unchecked Sendable {
         var matrices: [[DeltaMatrix?]] = []
         var an: [[Float]?] = [], fn: [[Float]?] = []
         var found = 0
+        var indexes: [RowIndex] = []
         for (l, layer) in base.weights.layers.enumerated() {
             var row: [DeltaMatrix?] = []
             for (kind, w) in layer.matrices {
                 let name = "blk.\(l).\(kind).weight"
-                let m = try Self.matrix(file, name, rows: w.rows, columns: w.columns)
+                let m = try Self.matrix(file, name, rows: w.rows, columns: w.columns, indexes: &indexes)
                 if m != nil { found += 1 }
                 row.append(m)
             }
@@ -71,31 +76,43 @@ public final class TaskVector: @unchecked Sendable {
             fn.append(try vector("blk.\(l).ffn_norm.weight", c.embeddingLength))
         }
         self.matrices = matrices
+        rowIndexes = indexes
         attnNorm = an
         ffnNorm = fn
         outputNorm = try vector("output_norm.weight", c.embeddingLength)
         guard found > 0 else { throw BraidError.invalidArgument("\(path) holds no matrix of this base model") }
         let known = Set(base.gguf.tensors.keys)
         for t in file.tensorList {
-            let baseName = t.name.replacingOccurrences(of: ".signs", with: "").replacingOccurrences(of: ".scales", with: "")
-                .replacingOccurrences(of: ".delta", with: "")
+            let baseName = [".signs", ".scales", ".rows", ".delta"].reduce(t.name) { $0.replacingOccurrences(of: $1, with: "") }
             guard known.contains(baseName) else {
                 throw BraidError.invalidArgument("\(path): tensor \(t.name) has no counterpart in the base model")
             }
         }
     }
 
-    static func matrix(_ f: GGUFFile, _ name: String, rows: Int, columns: Int) throws -> DeltaMatrix? {
+    static func matrix(_ f: GGUFFile, _ name: String, rows: Int, columns: Int, indexes: inout [RowIndex]) throws -> DeltaMatrix? {
         if let s = f.tensors[name + ".signs"] {
-            guard s.type == .i8, s.shape == [columns / 8, rows] else {
-                throw BraidError.tensorShape(name: s.name, expected: [columns / 8, rows], found: s.shape)
+            var kept: RowIndex?
+            if let t = f.tensors[name + ".rows"] {
+                guard t.type == .i8, t.shape == [RowIndex.bitmapBytes(rows)] else {
+                    throw BraidError.tensorShape(name: t.name, expected: [RowIndex.bitmapBytes(rows)], found: t.shape)
+                }
+                do { kept = try RowIndex(bitmap: f.data(t), baseRows: rows) } catch {
+                    throw BraidError.invalidArgument("\(f.path): \(t.name): \(error)")
+                }
+                indexes.append(kept!)
+            }
+            let stored = kept?.count ?? rows
+            guard s.type == .i8, s.shape == [columns / 8, stored] else {
+                throw BraidError.tensorShape(name: s.name, expected: [columns / 8, stored], found: s.shape)
             }
             let a = try f.tensor(name + ".scales")
-            guard a.type == .f32, a.elementCount == rows || a.elementCount == 1 else {
-                throw BraidError.tensorShape(name: a.name, expected: [rows], found: a.shape)
+            guard a.type == .f32, a.elementCount == stored || a.elementCount == 1 else {
+                throw BraidError.tensorShape(name: a.name, expected: [stored], found: a.shape)
             }
-            return .bits(BitMatrix(rows: rows, columns: columns, signs: f.data(s),
-                                   scales: f.data(a).assumingMemoryBound(to: Float.self), perRowScales: a.elementCount == rows))
+            return .bits(BitMatrix(rows: rows, columns: columns, signs: f.data(s), scales: f.data(a).assumingMemoryBound(to: Float.self),
+                                   perRowScales: a.elementCount == stored, kept: kept,
+                                   overreadSafe: f.map.bytes.count - (s.fileOffset + s.byteCount) >= 32))
         }
         if let d = f.tensors[name + ".delta"] ?? f.tensors[name] {
             guard d.shape == [columns, rows] else {

@@ -31,6 +31,9 @@ struct Compress: ParsableCommand {
     @Option(help: "Encoding of the dense matrices: q4_0 or q8_0.")
     var denseType: String = "q4_0"
 
+    @Option(help: "Fraction of each 1-bit matrix's rows kept (those whose 1-bit term lowers the error most); the rest's delta is dropped.")
+    var rowDensity: Double = 1
+
     @Flag(help: "Fit each row's scale to the layer outputs on calibration prompts (least squares) instead of mean |Δ|.")
     var fitScales = false
 
@@ -53,6 +56,7 @@ struct Compress: ParsableCommand {
         // Fitting runs the fine-tune itself for its layer outputs, which braid serves from a delta GGUF.
         if fitScales && delta == nil { throw ValidationError("--fit-scales needs the fine-tune as a --delta GGUF") }
         guard CompressionOptions.Scales(rawValue: scales) != nil else { throw ValidationError("--scales must be row or matrix") }
+        guard rowDensity > 0 && rowDensity <= 1 else { throw ValidationError("--row-density must be in (0, 1]") }
         guard ["q4_0", "q8_0"].contains(denseType) else { throw ValidationError("--dense-type must be q4_0 or q8_0") }
     }
 
@@ -63,6 +67,7 @@ struct Compress: ParsableCommand {
             ?? DeltaSource.safetensors(safetensors!, base: model)
         var options = CompressionOptions()
         options.scales = CompressionOptions.Scales(rawValue: scales)!
+        options.rowDensity = rowDensity
         options.denseType = denseType == "q8_0" ? .q8_0 : .q4_0
         options.denseKinds = Set(dense.split(separator: ",").flatMap { $0 == "mlp" ? ["ffn_gate", "ffn_up", "ffn_down"] : [String($0)] })
         let task = taskName ?? source.taskName
@@ -70,7 +75,7 @@ struct Compress: ParsableCommand {
             let rt = try Runtime(model: model, options: modelOptions)
             let examples = try TaskSuite.load(calibration ?? "../shared/tasks/\(task).dev.jsonl", limit: calibrationCount)
             var bars: [String: ProgressBar] = [:]
-            options.fittedScales = try ScaleFitter.fit(source: source, base: model, tokenizer: rt.tokenizer, template: rt.template,
+            options.fitted = try ScaleFitter.fit(source: source, base: model, tokenizer: rt.tokenizer, template: rt.template,
                                                        examples: examples) { phase, done, total in
                 if bars[phase] == nil { bars[phase] = ProgressBar("\(phase) \(task)", quiet: quiet) }
                 bars[phase]!.update(done, total)
