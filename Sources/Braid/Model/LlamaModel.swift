@@ -150,7 +150,7 @@ public final class LlamaModel: @unchecked Sendable {
 
         for (l, w) in weights.layers.prefix(layers ?? weights.layers.count).enumerated() {
             // attention
-            norm(x, w.attnNorm, batch, { $0.attnNorm[l] }, into: xb)
+            norm(x, w.attnNorm, batch, 2 * l, { $0.attnNorm[l] }, into: xb)
             observer?(l, 0, xb, n)
             s.xq.quantize(xb, columns: n)
             project([(w.q, s.q, qd, 0), (w.k, s.k, kvd, 1), (w.v, s.v, kvd, 2)], s.xq, layer: l, routed: routed)
@@ -179,7 +179,7 @@ public final class LlamaModel: @unchecked Sendable {
             Ops.add(x, s.tmp, count: n * d)
 
             // feed-forward
-            norm(x, w.ffnNorm, batch, { $0.ffnNorm[l] }, into: xb)
+            norm(x, w.ffnNorm, batch, 2 * l + 1, { $0.ffnNorm[l] }, into: xb)
             observer?(l, 2, xb, n)
             s.xq.quantize(xb, columns: n)
             project([(w.gate, s.gate, ff, 4), (w.up, s.up, ff, 5)], s.xq, layer: l, routed: routed)
@@ -194,14 +194,14 @@ public final class LlamaModel: @unchecked Sendable {
         if let observe = observer {
             // Final-norm hidden states of every column (the router's features).
             for i in 0..<n {
-                let weight = batch[i].route.norm(weights.outputNorm) { $0.outputNorm } ?? weights.outputNorm
+                let weight = batch[i].route.norm(-1, weights.outputNorm) { $0.outputNorm } ?? weights.outputNorm
                 Ops.rmsNorm(x + i * d, weight: weight, eps: c.rmsEpsilon, into: xb + i * d, count: d)
             }
             observe(-1, 4, xb, n)
         }
         guard !outputs.isEmpty else { return }
         for (j, i) in outputs.enumerated() {
-            let weight = batch[i].route.norm(weights.outputNorm) { $0.outputNorm } ?? weights.outputNorm
+            let weight = batch[i].route.norm(-1, weights.outputNorm) { $0.outputNorm } ?? weights.outputNorm
             Ops.rmsNorm(x + i * d, weight: weight, eps: c.rmsEpsilon, into: xb + j * d, count: d)
         }
         if head { self.head(columns: outputs.count) }
@@ -209,11 +209,11 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// RMS norm of every column, with the column's route's norm deltas applied.
     @inline(__always)
-    private func norm(_ x: UnsafeMutablePointer<Float>, _ base: [Float], _ batch: [BatchEntry],
+    private func norm(_ x: UnsafeMutablePointer<Float>, _ base: [Float], _ batch: [BatchEntry], _ key: Int,
                       _ delta: (TaskVector) -> [Float]?, into out: UnsafeMutablePointer<Float>) {
         let d = config.embeddingLength
         for (i, e) in batch.enumerated() {
-            let weight = e.route.isBase ? base : (e.route.norm(base, delta) ?? base)
+            let weight = e.route.isBase ? base : (e.route.norm(key, base, delta) ?? base)
             Ops.rmsNorm(x + i * d, weight: weight, eps: config.rmsEpsilon, into: out + i * d, count: d)
         }
     }
@@ -233,9 +233,12 @@ public final class LlamaModel: @unchecked Sendable {
         let chunkCount = pool.threadCount * max(1, tiles / (pool.threadCount * Self.chunkTiles))
         var grain = (tiles + chunkCount - 1) / chunkCount * BitMatrix.tileRows
         // Vectors that keep some rows lay their tiles out per group of rows: whole groups per
-        // chunk compute each tile once.
+        // chunk compute each tile once. Where there is a chunk per thread, longer chunks would
+        // unbalance the threads more than one tile computed twice per boundary costs.
         let dropsRows = routed.contains { vector, _ in jobs.contains { $0.3 >= 0 && vector.matrices[layer][$0.3]?.dropsRows == true } }
-        if dropsRows { grain = (grain + BitMatrix.groupRows - 1) / BitMatrix.groupRows * BitMatrix.groupRows }
+        if dropsRows && chunkCount > pool.threadCount {
+            grain = (grain + BitMatrix.groupRows - 1) / BitMatrix.groupRows * BitMatrix.groupRows
+        }
         if !routed.isEmpty { x.buildSignTables() }
         // Chunks never straddle two matrices: each matrix's rows start on a chunk boundary.
         var starts: [Int] = []
@@ -267,11 +270,14 @@ public final class LlamaModel: @unchecked Sendable {
                     }
                     // Tile by tile: the tile's signs are requested, then the base rows
                     // (compute-bound) run while they arrive, then the task terms read them.
-                    for tile in stride(from: rows.lowerBound, to: rows.upperBound, by: BitMatrix.tileRows) {
-                        let tileRows = tile..<min(rows.upperBound, tile + BitMatrix.tileRows)
-                        for t in terms where t.3 { t.0.prefetch(rows: tileRows) }
-                        w.multiply(x, rows: tileRows, into: y, ldy: ldy)
-                        for t in terms { t.0.addProduct(x, tables, column: t.1, coefficient: t.2, rows: tileRows, chunk: rows, into: y, ldy: ldy) }
+                    var start = rows.lowerBound
+                    while start < rows.upperBound {
+                        let end = min(rows.upperBound, start + BitMatrix.tileRows, (start / BitMatrix.groupRows + 1) * BitMatrix.groupRows)
+                        let part = start..<end
+                        for t in terms where t.3 { t.0.prefetch(rows: part) }
+                        w.multiply(x, rows: part, into: y, ldy: ldy)
+                        for t in terms { t.0.addProduct(x, tables, column: t.1, coefficient: t.2, rows: part, chunk: rows, into: y, ldy: ldy) }
+                        start = end
                     }
                 }
             }

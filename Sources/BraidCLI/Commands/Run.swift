@@ -85,7 +85,7 @@ struct Run: ParsableCommand {
         let seconds = Date().timeIntervalSince(start)
 
         let out = output.flatMap { $0 == "-" ? nil : $0 }
-        if let out { FileManager.default.createFile(atPath: out, contents: nil) }
+        if let out { _ = FileManager.default.createFile(atPath: out, contents: nil) }
         let handle = out.map { FileHandle(forWritingAtPath: $0)! } ?? FileHandle.standardOutput
         var perTask: [String: (Int, Int)] = [:]
         let encoder = JSONEncoder()
