@@ -152,6 +152,34 @@ struct TaskVectorTests {
     }
 }
 
+/// The base's digest is remembered on disk by path, size, inode and time, and read back.
+struct BaseIdentityTests {
+    @Test func digestIsRememberedAndRenewedWhenTheFileChanges() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("braid-sha-\(UUID().uuidString)")
+        let file = dir.appendingPathComponent("base.gguf")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        func digest(_ contents: [UInt8], cache: URL) throws -> String {
+            try Data(contents).write(to: file)
+            return try contents.withUnsafeBytes { try BaseIdentity.sha256(ofFile: file.path, bytes: $0, cacheDirectory: cache) }
+        }
+        let cache = dir.appendingPathComponent("cache")
+        let a: [UInt8] = Array("first contents".utf8)
+        #expect(try digest(a, cache: cache) == SHA256.hex(a))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cache.path).count == 1)
+        // Other contents (another size and time): hashed again, not taken from the cache.
+        let b: [UInt8] = Array("the second, longer contents".utf8)
+        #expect(try digest(b, cache: cache) == SHA256.hex(b))
+        // A digest already on disk for this very file is what a new process reads.
+        let c: [UInt8] = Array("third".utf8)
+        try Data(c).write(to: file)
+        let other = dir.appendingPathComponent("other-cache")
+        try FileManager.default.createDirectory(at: other, withIntermediateDirectories: true)
+        let key = try BaseIdentity.fileKey(file.path)
+        try String(repeating: "ab", count: 32).write(to: other.appendingPathComponent(SHA256.hex(Array(key.utf8))), atomically: true, encoding: .utf8)
+        #expect(try c.withUnsafeBytes { try BaseIdentity.sha256(ofFile: file.path, bytes: $0, cacheDirectory: other) } == String(repeating: "ab", count: 32))
+    }
+}
+
 /// Materialised weights (W0 + c·D built once) agree with the on-the-fly product.
 struct MaterializedTests {
     /// Also for a vector keeping 60 % of its rows: the threads' chunks split its tiles of kept rows.
