@@ -6,7 +6,7 @@ import Braid
 @Suite(.enabled(if: Fixtures.haveReference, "needs the base model, ../shared/models/deltas and ../shared/tasks"))
 struct TaskVectorIntegrationTests {
     /// Also keeping 80 % of the rows, which must bring the vector under 1/6 of the bytes of the
-    /// base matrices it covers (1 bit against Q4_1's 5 is 1/5).
+    /// base matrices it covers (1 bit and an fp16 scale per row against Q4_1's 5 bits is 1/4.9).
     @Test(arguments: [1.0, 0.8])
     func compressedJSONVectorAnswersWhereTheBaseDoesNot(rowDensity: Double) throws {
         let model = try Fixtures.model()
@@ -23,7 +23,7 @@ struct TaskVectorIntegrationTests {
         let tv = try TaskVector(path: path, base: model, baseSHA256: sha)
         let vectorBytes = tv.matrices.joined().reduce(0) { $0 + ($1?.byteCount ?? 0) }
         let baseBytes = model.weights.layers.reduce(0) { $0 + $1.matrices.reduce(0) { $0 + $1.1.byteCount } }
-        #expect(Double(baseBytes) / Double(vectorBytes) > (rowDensity < 1 ? 6 : 4.9), "\(vectorBytes) of \(baseBytes) bytes")
+        #expect(Double(baseBytes) / Double(vectorBytes) > (rowDensity < 1 ? 6 : 4.85), "\(vectorBytes) of \(baseBytes) bytes")
         let examples = try TaskSuite.load(Fixtures.shared.appendingPathComponent("tasks/json.test.jsonl").path, limit: 4)
         let evaluator = Evaluator(model: model, tokenizer: tokenizer, template: ChatTemplate())
         let withVector = try evaluator.run(examples, route: { _ in Route([(tv, 1)]) })

@@ -21,9 +21,9 @@ struct TaskVectorTests {
         #expect(tv.name == "tiny" && tv.description == "a test")
         #expect(tv.matrices.allSatisfy { $0.allSatisfy { if case .bits = $0 { true } else { false } } })
         #expect(tv.outputNorm != nil && tv.attnNorm.allSatisfy { $0 != nil })
-        // 1 bit per weight plus a float per row.
+        // 1 bit per weight plus an fp16 scale per row.
         for m in tv.matrices.joined() {
-            #expect(m!.byteCount == m!.rows * m!.columns / 8 + m!.rows * 4)
+            #expect(m!.byteCount == m!.rows * m!.columns / 8 + m!.rows * 2)
         }
     }
 
@@ -40,7 +40,7 @@ struct TaskVectorTests {
             for (k, (kind, w)) in layer.matrices.enumerated() {
                 guard case .bits(let m) = tv.matrices[l][k]! else { Issue.record("\(kind) not 1-bit"); continue }
                 #expect(m.storedRows == w.rows / 2)
-                #expect(m.byteCount == w.rows / 2 * (w.columns / 8 + 4) + w.rows / 8)
+                #expect(m.byteCount == w.rows / 2 * (w.columns / 8 + 2) + w.rows / 8)
                 let delta = try source.delta("blk.\(l).\(kind).weight")!
                 let meanAbs = Compressor.meanAbsoluteRows(delta, rows: w.rows, columns: w.columns)
                 let threshold = meanAbs.sorted(by: >)[w.rows / 2 - 1]
@@ -48,7 +48,8 @@ struct TaskVectorTests {
                 for r in 0..<w.rows {
                     tv.matrices[l][k]!.decodeRow(r, into: &row)
                     if meanAbs[r] >= threshold {
-                        #expect(row.map(abs) == [Float](repeating: meanAbs[r], count: w.columns), "\(kind) row \(r)")
+                        let alpha = Float(Float16(meanAbs[r]))  // stored as fp16
+                        #expect(row.map(abs) == [Float](repeating: alpha, count: w.columns), "\(kind) row \(r)")
                     } else {
                         #expect(row.allSatisfy { $0 == 0 }, "\(kind) row \(r)")
                     }

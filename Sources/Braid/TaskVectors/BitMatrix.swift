@@ -33,9 +33,11 @@ public struct BitMatrix: @unchecked Sendable {
     /// At least 32 readable bytes follow the signs, so a short tile's rows can be read with the
     /// 32-row loads of a full one (the lanes past the tile are ignored).
     let overreadSafe: Bool
+    /// Bytes a scale takes in the file (2: fp16, decoded to `scales` at load; 4: float).
+    public let scaleBytes: Int
 
     public init(rows: Int, columns: Int, signs: UnsafeRawPointer, scales: UnsafePointer<Float>, perRowScales: Bool,
-                kept: RowIndex? = nil, overreadSafe: Bool = false) {
+                kept: RowIndex? = nil, overreadSafe: Bool = false, scaleBytes: Int = 4) {
         self.rows = rows
         self.columns = columns
         self.signs = signs
@@ -45,12 +47,13 @@ public struct BitMatrix: @unchecked Sendable {
         storedRows = kept?.count ?? rows
         groupStarts = kept?.groupStarts
         self.overreadSafe = overreadSafe
+        self.scaleBytes = scaleBytes
     }
 
     public var rowBytes: Int { columns / 8 }
     /// Bytes of the matrix in its file: the bits, the scales and the kept rows' bitmap.
     public var byteCount: Int {
-        storedRows * rowBytes + (perRowScales ? storedRows : 1) * 4 + (keptRows == nil ? 0 : RowIndex.bitmapBytes(rows))
+        storedRows * rowBytes + (perRowScales ? storedRows : 1) * scaleBytes + (keptRows == nil ? 0 : RowIndex.bitmapBytes(rows))
     }
 
     /// Scale of stored row `k`.

@@ -93,8 +93,10 @@ public enum Compressor {
                 let signs = stored.withUnsafeBufferPointer { BitMatrix.pack($0.baseAddress!, rows: kept.count, columns: m.columns, groupSizes: groups) }
                 // The scales follow the signs in the file: a short tile's 32-byte loads stay inside it.
                 try w.addTensor(name + ".signs", shape: [m.columns / 8, kept.count], type: .i8, data: Data(signs))
-                try w.addTensor(name + ".scales", shape: scales.count == 1 ? [1] : [kept.count],
-                                floats: scales.count == 1 ? scales : kept.map { scales[Int($0)] })
+                // fp16 scales, as BitDelta keeps them: 2 bytes a row instead of 4.
+                let stored16 = scales.count == 1 ? scales : kept.map { scales[Int($0)] }
+                try w.addTensor(name + ".scales", shape: [stored16.count], type: .f16,
+                                data: Data(BlockCodec.encode(.f16, stored16)))
             }
         }
         return w

@@ -19,8 +19,8 @@ public final class TaskVector: @unchecked Sendable {
     public let attnNorm: [[Float]?]
     public let ffnNorm: [[Float]?]
     public let outputNorm: [Float]?
-    /// Kept-row lists of sparse 1-bit matrices; their matrices point into them.
-    private let rowIndexes: [RowIndex]
+    /// Kept-row lists and fp16 scales decoded to float: their matrices point into them.
+    private let owned: [AnyObject]
 
     /// Loads `path` for `base`. A braid task vector must name `baseSHA256`; a plain delta GGUF
     /// (`general.type = delta`) is accepted when its shapes fit.
@@ -62,12 +62,12 @@ public final class TaskVector: @unchecked Sendable {
         var matrices: [[DeltaMatrix?]] = []
         var an: [[Float]?] = [], fn: [[Float]?] = []
         var found = 0
-        var indexes: [RowIndex] = []
+        var owned: [AnyObject] = []
         for (l, layer) in base.weights.layers.enumerated() {
             var row: [DeltaMatrix?] = []
             for (kind, w) in layer.matrices {
                 let name = "blk.\(l).\(kind).weight"
-                let m = try Self.matrix(file, name, rows: w.rows, columns: w.columns, indexes: &indexes)
+                let m = try Self.matrix(file, name, rows: w.rows, columns: w.columns, owned: &owned)
                 if m != nil { found += 1 }
                 row.append(m)
             }
@@ -76,7 +76,7 @@ public final class TaskVector: @unchecked Sendable {
             fn.append(try vector("blk.\(l).ffn_norm.weight", c.embeddingLength))
         }
         self.matrices = matrices
-        rowIndexes = indexes
+        self.owned = owned
         attnNorm = an
         ffnNorm = fn
         outputNorm = try vector("output_norm.weight", c.embeddingLength)
@@ -90,7 +90,7 @@ public final class TaskVector: @unchecked Sendable {
         }
     }
 
-    static func matrix(_ f: GGUFFile, _ name: String, rows: Int, columns: Int, indexes: inout [RowIndex]) throws -> DeltaMatrix? {
+    static func matrix(_ f: GGUFFile, _ name: String, rows: Int, columns: Int, owned: inout [AnyObject]) throws -> DeltaMatrix? {
         if let s = f.tensors[name + ".signs"] {
             var kept: RowIndex?
             if let t = f.tensors[name + ".rows"] {
@@ -100,19 +100,26 @@ public final class TaskVector: @unchecked Sendable {
                 do { kept = try RowIndex(bitmap: f.data(t), baseRows: rows) } catch {
                     throw BraidError.invalidArgument("\(f.path): \(t.name): \(error)")
                 }
-                indexes.append(kept!)
+                owned.append(kept!)
             }
             let stored = kept?.count ?? rows
             guard s.type == .i8, s.shape == [columns / 8, stored] else {
                 throw BraidError.tensorShape(name: s.name, expected: [columns / 8, stored], found: s.shape)
             }
             let a = try f.tensor(name + ".scales")
-            guard a.type == .f32, a.elementCount == stored || a.elementCount == 1 else {
+            guard a.type == .f32 || a.type == .f16, a.elementCount == stored || a.elementCount == 1 else {
                 throw BraidError.tensorShape(name: a.name, expected: [stored], found: a.shape)
             }
-            return .bits(BitMatrix(rows: rows, columns: columns, signs: f.data(s), scales: f.data(a).assumingMemoryBound(to: Float.self),
+            var scales = f.data(a).assumingMemoryBound(to: Float.self)
+            if a.type == .f16 {
+                let decoded = DecodedFloats(count: a.elementCount)
+                BlockCodec.decode(.f16, f.data(a), into: decoded.values, count: a.elementCount)
+                owned.append(decoded)
+                scales = UnsafePointer(decoded.values)
+            }
+            return .bits(BitMatrix(rows: rows, columns: columns, signs: f.data(s), scales: scales,
                                    perRowScales: a.elementCount == stored, kept: kept,
-                                   overreadSafe: f.map.bytes.count - (s.fileOffset + s.byteCount) >= 32))
+                                   overreadSafe: f.map.bytes.count - (s.fileOffset + s.byteCount) >= 32, scaleBytes: a.type == .f16 ? 2 : 4))
         }
         if let d = f.tensors[name + ".delta"] ?? f.tensors[name] {
             guard d.shape == [columns, rows] else {
@@ -129,4 +136,11 @@ public final class TaskVector: @unchecked Sendable {
     public var weightsSHA256: String { SHA256.hex(UnsafeRawBufferPointer(rebasing: file.map.bytes[file.dataOffset...])) }
 
     public var byteCount: Int { file.tensorList.reduce(0) { $0 + $1.byteCount } }
+}
+
+/// Floats decoded from a file's fp16 tensor, owned by the vector whose matrices read them.
+private final class DecodedFloats {
+    let values: UnsafeMutablePointer<Float>
+    init(count: Int) { values = .allocate(capacity: max(1, count)) }
+    deinit { values.deallocate() }
 }
