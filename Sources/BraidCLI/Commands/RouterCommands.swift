@@ -30,7 +30,7 @@ struct RouterFit: ParsableCommand {
     var classifier: String = "linear"
 
     @Option(help: "Take the features after this many blocks (a third of the cost of all 30, as accurate on the checks).")
-    var featureLayers: Int? = 10
+    var featureLayers: Int = 10
 
     @Option(help: "Below this probability auto mode keeps the base.")
     var threshold: Float = 0.5
@@ -43,10 +43,14 @@ struct RouterFit: ParsableCommand {
 
     func validate() throws {
         guard ["linear", "centroid"].contains(classifier) else { throw ValidationError("--classifier must be linear or centroid") }
+        guard featureLayers > 0 else { throw ValidationError("--feature-layers must be at least 1") }
     }
 
     func run() throws {
         let rt = try Runtime(modelOptions)
+        guard featureLayers <= rt.model.config.blockCount else {
+            throw ValidationError("--feature-layers \(featureLayers): the model has \(rt.model.config.blockCount) blocks")
+        }
         let tasks = try loadTaskVectors(taskOptions.taskDir, model: rt.model)
         let names = tasks.map(\.name)
         let featurizer = QueryFeatures(model: rt.model, tokenizer: rt.tokenizer, template: rt.template, layers: featureLayers)
