@@ -6,15 +6,18 @@ public struct Benchmark {
     public enum Test: Sendable, Equatable, CustomStringConvertible {
         case prompt(Int)
         case generate(Int)
+        /// tgN for each of `routes` sequences, decoded together (`batched`) or one after another.
+        case generateRoutes(Int, routes: Int, batched: Bool)
         public var description: String {
             switch self {
             case .prompt(let n): return "pp\(n)"
             case .generate(let n): return "tg\(n)"
+            case .generateRoutes(let n, let routes, let batched): return "tg\(n) ×\(routes) routes, batch \(batched ? routes : 1)"
             }
         }
         var tokens: Int {
             switch self {
-            case .prompt(let n), .generate(let n): return n
+            case .prompt(let n), .generate(let n), .generateRoutes(let n, _, _): return n
             }
         }
     }
@@ -33,10 +36,13 @@ public struct Benchmark {
     public let route: Route
     /// Interweave the route with the base stream (nil: single stream).
     public let interweave: InterweaveGate?
-    public init(model: LlamaModel, route: Route = .base, interweave: InterweaveGate? = nil) {
+    /// The sequences' routes of `generateRoutes` (one sequence each).
+    public let routes: [Route]
+    public init(model: LlamaModel, route: Route = .base, interweave: InterweaveGate? = nil, routes: [Route] = []) {
         self.model = model
         self.route = route
         self.interweave = interweave
+        self.routes = routes
     }
 
     /// Runs `test` once as a warm-up, then `repetitions` timed times.
@@ -55,10 +61,48 @@ public struct Benchmark {
                 try decoder.prefill(sequence, tokens)
             case .generate:
                 for t in tokens { try decoder.step([sequence], [t]) }
+            case .generateRoutes(let n, _, let batched):
+                if rep > 0 { rates.append(try runRoutes(n, batched: batched)) }
+                continue
             }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             if rep > 0 { rates.append(Double(test.tokens) / seconds) }
         }
         return Result(test: test, tokensPerSecond: rates)
+    }
+
+    /// One timed run of `generateRoutes`: every route's sequence decodes `n` tokens, all in one
+    /// batch per step or each sequence alone; tokens per second over all sequences.
+    public func runRoutes(_ n: Int, batched: Bool) throws -> Double {
+        precondition(!routes.isEmpty, "generateRoutes needs routes")
+        var rng = Xoshiro256(seed: 42)
+        let vocab = UInt64(model.config.vocabularySize)
+        let tokens = (0..<n).map { _ in (0..<routes.count).map { _ in Int32(rng.next() % vocab) } }
+        let decoder = StreamDecoder(model: model, gate: interweave)
+        let sequences = routes.map { decoder.makeSequence(capacity: n + 1, route: $0) }
+        let start = DispatchTime.now().uptimeNanoseconds
+        if batched {
+            for step in tokens { try decoder.step(sequences, step) }
+        } else {
+            for (i, s) in sequences.enumerated() {
+                for step in tokens { try decoder.step([s], [step[i]]) }
+            }
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return Double(n * routes.count) / seconds
+    }
+
+    /// `generateRoutes` batched and one by one, alternated `repetitions` times after a warm-up
+    /// of each (the machine's drift falls on both alike): (one by one, batched).
+    public func compareRoutes(_ n: Int, repetitions: Int) throws -> (single: Result, batched: Result) {
+        _ = try runRoutes(n, batched: false)
+        _ = try runRoutes(n, batched: true)
+        var single: [Double] = [], batched: [Double] = []
+        for _ in 0..<repetitions {
+            single.append(try runRoutes(n, batched: false))
+            batched.append(try runRoutes(n, batched: true))
+        }
+        return (Result(test: .generateRoutes(n, routes: routes.count, batched: false), tokensPerSecond: single),
+                Result(test: .generateRoutes(n, routes: routes.count, batched: true), tokensPerSecond: batched))
     }
 }

@@ -18,12 +18,17 @@ struct Bench: ParsableCommand {
     @Option(name: [.short, .customLong("repetitions")], help: "Timed repetitions per test (after one warm-up).")
     var repetitions: Int = 5
 
+    @Option(help: "Also decode this many sequences, each routed to a different task vector of --task-dir (cycled), together and one after another (tgN each), alternating; 0: skip.")
+    var mixedBatch: Int = 0
+
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
     func validate() throws {
         guard repetitions >= 1 else { throw ValidationError("--repetitions must be ≥ 1") }
         guard prompt.allSatisfy({ $0 >= 1 }), gen >= 0 else { throw ValidationError("sizes must be positive") }
+        guard mixedBatch >= 0 else { throw ValidationError("--mixed-batch must be ≥ 0") }
+        guard mixedBatch == 0 || gen > 0 else { throw ValidationError("--mixed-batch needs --n-gen > 0") }
     }
 
     func run() throws {
@@ -59,6 +64,25 @@ struct Bench: ParsableCommand {
             if medians.count == 2 && !json {
                 printError(String(format: "%@: interweaved takes %.2f× the time of single-stream", test.description, medians[0] / medians[1]))
             }
+        }
+        if mixedBatch > 0 {
+            let vectors = try loadTaskVectors(taskOptions.taskDir, model: model)
+            guard !vectors.isEmpty else { throw ValidationError("--mixed-batch needs task vectors in \(taskOptions.taskDir)") }
+            let routes = (0..<mixedBatch).map { Route([(vectors[$0 % vectors.count], 1)]) }
+            let bench = Benchmark(model: model, routes: routes)
+            let (single, batched) = try bench.compareRoutes(gen, repetitions: repetitions)
+            let label = routes.map(\.label).joined(separator: ",")
+            for r in [single, batched] {
+                if json {
+                    rows.append(["model": name, "route": label, "interweave": "off", "threads": model.pool.threadCount, "test": r.test.description,
+                                 "median_tps": r.median, "sd_tps": r.standardDeviation, "samples_tps": r.tokensPerSecond])
+                } else {
+                    print(String(format: "| %@ | %@ | off | %d | %@ | %.2f ± %.2f |", name, label, model.pool.threadCount, r.test.description, r.median, r.standardDeviation))
+                }
+            }
+            let ratios = zip(batched.tokensPerSecond, single.tokensPerSecond).map { $0 / $1 }.sorted()
+            printError(String(format: "batch %d with %d routes: %.2f× the tokens/s of one sequence at a time (median of %d alternated pairs)",
+                              mixedBatch, min(mixedBatch, vectors.count), ratios[ratios.count / 2], ratios.count))
         }
         let mem = MemoryReport.current()
         if json {
