@@ -66,6 +66,53 @@ struct KernelTests {
         }
     }
 
+    /// The 8-row interleaved kernel gives the row-major kernel's products (same integer sums,
+    /// float rounding aside) for every column count and for row ranges on and off its groups;
+    /// a dense delta adds coefficient × the same product.
+    @Test(arguments: [GGMLType.q4_1, .q4_0])
+    func interleavedRowsMatchRowMajor(type: GGMLType) throws {
+        #if AVX2
+        var rng = Xoshiro256(seed: UInt64(type.rawValue) + 11)
+        let rows = 40, cols = 96
+        let bytes = BlockCodec.encode(type, randomFloats(rows * cols, &rng))
+        let storage = PackedWeightStorage()
+        try bytes.withUnsafeBytes { b in
+            let plain = WeightMatrix(type: type, rows: rows, columns: cols, data: b.baseAddress!)
+            let packed = plain.withInterleavedRows(storage)
+            #expect(plain.interleaved == nil)
+            let kernel = try #require(packed.interleaved)
+            for n in [1, 2, 3, 4, 5, 9] {
+                let x = randomFloats(n * cols, &rng, scale: 3)
+                let acts = QuantizedActivations(width: cols, capacity: n)
+                x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, columns: n) }
+                var expected = [Float](repeating: .nan, count: n * rows)
+                expected.withUnsafeMutableBufferPointer { plain.multiply(acts, rows: 0..<rows, into: $0.baseAddress!, ldy: rows) }
+                for range in [0..<rows, 3..<37, 8..<16, 5..<7, 16..<40] {
+                    var y = [Float](repeating: .nan, count: n * rows)
+                    y.withUnsafeMutableBufferPointer { packed.multiply(acts, rows: range, into: $0.baseAddress!, ldy: rows) }
+                    for c in 0..<n {
+                        for r in 0..<rows {
+                            let got = y[c * rows + r], want = expected[c * rows + r]
+                            if range.contains(r) {
+                                #expect(abs(got - want) <= 1e-5 * max(1, abs(want)), "\(type) n=\(n) \(range) c=\(c) r=\(r)")
+                            } else {
+                                #expect(got.isNaN, "row \(r) outside \(range) was written")
+                            }
+                        }
+                    }
+                }
+                let c = n - 1
+                var y = [Float](repeating: 1, count: n * rows)
+                y.withUnsafeMutableBufferPointer { kernel.addProduct(acts, column: c, coefficient: 0.5, groups: 1..<4, into: $0.baseAddress!, ldy: rows) }
+                for r in 0..<rows {
+                    let want: Float = (8..<32).contains(r) ? 1 + 0.5 * expected[c * rows + r] : 1
+                    #expect(abs(y[c * rows + r] - want) <= 1e-5 * max(1, abs(want)), "addProduct r=\(r)")
+                }
+            }
+        }
+        #endif
+    }
+
     @Test func activationQuantizationIsRoundToNearest() {
         var rng = Xoshiro256(seed: 9)
         let x = randomFloats(64, &rng, scale: 5)

@@ -35,6 +35,18 @@ public final class MappedFile: @unchecked Sendable {
         bytes = UnsafeRawBufferPointer(start: p, count: size)
     }
 
+    /// Drops the resident pages wholly inside `count` bytes at `start` from this process (a
+    /// region copied elsewhere, e.g. repacked weights): they stop counting in its memory, and a
+    /// later read faults them back in from the page cache. Regions outside the map are ignored.
+    public func release(_ start: UnsafeRawPointer, count: Int) {
+        guard let base = bytes.baseAddress, start >= base, start + count <= base + bytes.count else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lo = (Int(bitPattern: start) + page - 1) / page * page
+        let hi = (Int(bitPattern: start) + count) / page * page
+        guard hi > lo else { return }
+        madvise(UnsafeMutableRawPointer(bitPattern: lo), hi - lo, MADV_DONTNEED)
+    }
+
     deinit {
         if let base = bytes.baseAddress {
             munmap(UnsafeMutableRawPointer(mutating: base), bytes.count)

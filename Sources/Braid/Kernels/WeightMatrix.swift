@@ -8,13 +8,30 @@ public struct WeightMatrix: @unchecked Sendable {
     public let columns: Int
     public let data: UnsafeRawPointer
     public let rowBytes: Int
+    /// The same weights repacked eight rows at a time for `multiply` (Q4_1 and Q4_0 base
+    /// matrices); `data` stays the reference for everything that reads rows.
+    public let interleaved: InterleavedNibbles?
 
-    public init(type: GGMLType, rows: Int, columns: Int, data: UnsafeRawPointer) {
+    public init(type: GGMLType, rows: Int, columns: Int, data: UnsafeRawPointer, interleaved: InterleavedNibbles? = nil) {
         self.type = type
         self.rows = rows
         self.columns = columns
         self.data = data
         rowBytes = type.rowBytes(columns)
+        self.interleaved = interleaved
+    }
+
+    /// This matrix with an interleaved copy for `multiply` made in `storage`, where its
+    /// encoding has one; the original's pages are then released from `map` if it holds them.
+    public func withInterleavedRows(_ storage: PackedWeightStorage, releasing map: MappedFile? = nil) -> WeightMatrix {
+        #if AVX2
+        guard interleaved == nil, let count = InterleavedNibbles.byteCount(self) else { return self }
+        let packed = InterleavedNibbles(packing: self, into: storage.allocate(count))
+        map?.release(data, count: byteCount)
+        return WeightMatrix(type: type, rows: rows, columns: columns, data: data, interleaved: packed)
+        #else
+        return self
+        #endif
     }
 
     @inline(__always) public func row(_ r: Int) -> UnsafeRawPointer { data + r &* rowBytes }
@@ -42,6 +59,17 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Quantised weights use the 8-bit activations, float weights the float ones.
     public func multiply(_ x: QuantizedActivations, rows rowRange: Range<Int>, into y: UnsafeMutablePointer<Float>, ldy: Int) {
         let n = x.columns
+        if let packed = interleaved {
+            // Whole groups of 8 rows interleaved; rows outside them (a range not on group
+            // boundaries) row by row.
+            let g = InterleavedNibbles.groupRows
+            let lo = min(rowRange.upperBound, (rowRange.lowerBound + g - 1) / g * g)
+            let hi = max(lo, rowRange.upperBound / g * g)
+            if rowRange.lowerBound < lo { WeightMatrix(type: type, rows: rows, columns: columns, data: data).multiply(x, rows: rowRange.lowerBound..<lo, into: y, ldy: ldy) }
+            packed.multiply(x, groups: lo / g..<hi / g, into: y, ldy: ldy)
+            if hi < rowRange.upperBound { WeightMatrix(type: type, rows: rows, columns: columns, data: data).multiply(x, rows: hi..<rowRange.upperBound, into: y, ldy: ldy) }
+            return
+        }
         switch type {
         case .q4_1: multiplyNibbles(x, rowRange, y, ldy, n, Q4_1Block.self)
         case .q4_0: multiplyNibbles(x, rowRange, y, ldy, n, Q4_0Block.self)

@@ -40,7 +40,7 @@ public final class LlamaModel: @unchecked Sendable {
     public init(gguf: GGUFFile, threads: Int, maxBatch: Int = 64) throws {
         self.gguf = gguf
         config = try LlamaConfig(gguf: gguf)
-        weights = try LlamaWeights(gguf: gguf, config: config)
+        weights = try LlamaWeights(gguf: gguf, config: config).withInterleavedRows(releasing: gguf.map)
         pool = ThreadPool(threads: threads)
         self.maxBatch = maxBatch
         scratch = Scratch(config: config, columns: maxBatch, threads: pool.threadCount)

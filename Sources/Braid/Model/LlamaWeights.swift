@@ -24,6 +24,8 @@ public struct LlamaWeights: Sendable {
     public let layers: [LayerWeights]
     /// True when the LM head is the token embedding (no `output.weight`).
     public let tiedOutput: Bool
+    /// Owns the repacked copies the matrices point into (nil: none).
+    private(set) var packedStorage: PackedWeightStorage?
 
     public init(tokenEmbedding: WeightMatrix, output: WeightMatrix, outputNorm: [Float], layers: [LayerWeights], tiedOutput: Bool) {
         self.tokenEmbedding = tokenEmbedding
@@ -75,8 +77,36 @@ public struct LlamaWeights: Sendable {
         }
     }
 
+    /// These weights with every Q4 block matrix repacked for the interleaved kernel (the copies
+    /// live as long as the returned weights; the originals' pages are released from `map`).
+    public func withInterleavedRows(releasing map: MappedFile? = nil) -> LlamaWeights {
+        let storage = PackedWeightStorage()
+        func packed(_ m: WeightMatrix) -> WeightMatrix { m.withInterleavedRows(storage, releasing: map) }
+        var w = LlamaWeights(tokenEmbedding: tokenEmbedding, output: output, outputNorm: outputNorm, layers: layers.map { l in
+            LayerWeights(attnNorm: l.attnNorm, ffnNorm: l.ffnNorm, q: packed(l.q), k: packed(l.k), v: packed(l.v), o: packed(l.o),
+                         gate: packed(l.gate), up: packed(l.up), down: packed(l.down))
+        }, tiedOutput: tiedOutput)
+        w.packedStorage = storage
+        return w
+    }
+
     /// Bytes of weights read to decode one token (every matrix once, plus one embedding row).
     public var bytesPerToken: Int {
         layers.reduce(0) { $0 + $1.matrices.reduce(0) { $0 + $1.1.byteCount } } + output.byteCount + tokenEmbedding.rowBytes
     }
+}
+
+/// Memory holding repacked weight copies, freed with the last weights that use it.
+public final class PackedWeightStorage: @unchecked Sendable {
+    private var buffers: [UnsafeMutableRawPointer] = []
+
+    public init() {}
+
+    func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        buffers.append(p)
+        return p
+    }
+
+    deinit { for p in buffers { p.deallocate() } }
 }

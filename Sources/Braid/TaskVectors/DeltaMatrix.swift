@@ -63,7 +63,16 @@ public enum DeltaMatrix: @unchecked Sendable {
         case .bits(let b):
             b.addProduct(tables, column: c, coefficient: coefficient, rows: rows, chunk: chunk, into: y, ldy: ldy)
         case .dense(let w):
-            for r in rows { y[c &* ldy &+ r] += coefficient * w.dot(r, x, c) }
+            guard let packed = w.interleaved else {
+                for r in rows { y[c &* ldy &+ r] += coefficient * w.dot(r, x, c) }
+                return
+            }
+            let g = InterleavedNibbles.groupRows
+            let lo = min(rows.upperBound, (rows.lowerBound + g - 1) / g * g)
+            let hi = max(lo, rows.upperBound / g * g)
+            for r in rows.lowerBound..<lo { y[c &* ldy &+ r] += coefficient * w.dot(r, x, c) }
+            packed.addProduct(x, column: c, coefficient: coefficient, groups: lo / g..<hi / g, into: y, ldy: ldy)
+            for r in hi..<rows.upperBound { y[c &* ldy &+ r] += coefficient * w.dot(r, x, c) }
         }
     }
 }

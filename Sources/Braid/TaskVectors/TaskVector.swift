@@ -125,7 +125,10 @@ public final class TaskVector: @unchecked Sendable {
             guard d.shape == [columns, rows] else {
                 throw BraidError.tensorShape(name: d.name, expected: [columns, rows], found: d.shape)
             }
-            return .dense(WeightMatrix(type: d.type, rows: rows, columns: columns, data: f.data(d)))
+            // Q4 deltas (a mixed-precision policy's matrices) get the interleaved kernel too.
+            let storage = PackedWeightStorage()
+            owned.append(storage)
+            return .dense(WeightMatrix(type: d.type, rows: rows, columns: columns, data: f.data(d)).withInterleavedRows(storage, releasing: f.map))
         }
         return nil
     }
