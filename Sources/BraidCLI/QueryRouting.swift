@@ -8,6 +8,8 @@ struct RoutingDecision {
     var prior: Float = 0.5
     var probabilities: [String: Float] = [:]
     var milliseconds = 0.0
+    /// Blocks of the base the deciding features came from (the router's early stage or its full one; 0: no router).
+    var layers = 0
     /// "route arith (arith p=0.99, 8.1 ms)"
     var line: String
 
@@ -49,13 +51,14 @@ struct QueryRouting {
         var decision = RoutingDecision(fixed: forced ?? fixed)
         guard let router, let features else { return decision }
         let start = DispatchTime.now().uptimeNanoseconds
-        let p = router.probabilities(try features.features(message))
+        let (p, layers) = try router.probabilities(of: message, features: features)
         if let mode, forced == nil { decision.route = router.route(p, mode: mode, blendK: blendK) }
         decision.prior = router.probability(of: decision.route, in: p)
         decision.milliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         decision.probabilities = Dictionary(uniqueKeysWithValues: zip(router.labels, p))
         let best = p.indices.max { p[$0] < p[$1] }!
-        decision.line = String(format: "route %@ (%@ p=%.2f, %.1f ms)", decision.route.label, router.labels[best], p[best], decision.milliseconds)
+        decision.layers = layers
+        decision.line = String(format: "route %@ (%@ p=%.2f, %.1f ms, %d blocks)", decision.route.label, router.labels[best], p[best], decision.milliseconds, layers)
         return decision
     }
 }

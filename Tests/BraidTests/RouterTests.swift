@@ -64,6 +64,35 @@ struct RouterTests {
         #expect(blend.terms.count == 2)
     }
 
+    /// The early stage answers alone where it is confident (the full features are never asked
+    /// for), and hands ambiguous queries to the full router; its data survive the JSON round trip.
+    @Test func earlyStageDecidesConfidentQueriesAlone() throws {
+        var rng = Xoshiro256(seed: 7)
+        let (train, labels) = clusters(&rng, perClass: 30)
+        let (_, vectors) = try tinyVectors(2)
+        // The early stage sees the same clusters more noisily (features from fewer blocks).
+        let earlyTrain = train.map { $0.map { $0 + (rng.nextUnit() * 2 - 1) } }
+        var data = RouterFitter.fit(features: train, labels: labels, taskCount: 2, featureLayers: 10)
+        data = RouterFitter.addEarlyStage(to: data, features: earlyTrain, labels: labels, featureLayers: 4, confidence: 0.99)
+        data = try data.map { try JSONDecoder().decode(RouterData.self, from: JSONEncoder().encode($0)) }
+        let router = Router(tasks: vectors, data: data)
+        let clear = (0..<16).map { j -> Float in j % 3 == 0 ? 3 : 0 }  // task 0's centre
+        let ambiguous = (0..<16).map { j -> Float in j % 3 == 2 ? 0 : 1.5 }
+        var fullAsked = false
+        let (p, early) = router.cascade(early: { layers in
+            #expect(layers == 4)
+            return clear
+        }, full: { fullAsked = true; return clear }, fullLayers: 10)
+        #expect(early && !fullAsked && p.indices.max { p[$0] < p[$1] } == 0 && p[0] >= 0.99)
+        let (q, early2) = router.cascade(early: { _ in ambiguous }, full: { fullAsked = true; return clear }, fullLayers: 10)
+        #expect(!early2 && fullAsked)
+        #expect(q == router.probabilities(clear))
+        // Without an early stage the full router always decides.
+        let plain = Router(tasks: vectors, data: RouterFitter.fit(features: train, labels: labels, taskCount: 2, featureLayers: 10))
+        #expect(plain.earlyProbabilities(clear) == nil)
+        #expect(!plain.cascade(early: { _ in clear }, full: { clear }, fullLayers: 10).1)
+    }
+
     /// Four prompts with four different routes decoded together give the same greedy tokens as
     /// each run alone.
     @Test func mixedRouteBatchEqualsOneByOne() throws {

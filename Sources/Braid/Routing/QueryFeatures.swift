@@ -18,13 +18,16 @@ public final class QueryFeatures: @unchecked Sendable {
         prefix = tokenizer.encode(template.render([], addGenerationPrompt: false) + "<|im_start|>user\n")
     }
 
-    /// Features of one user message (in the context of the default system prompt).
-    public func features(_ message: String) throws -> [Float] {
+    /// Features of one user message (in the context of the default system prompt), taken after
+    /// `layers` blocks (at most this featurizer's; nil: its own).
+    public func features(_ message: String, layers wanted: Int? = nil) throws -> [Float] {
+        let layers = wanted ?? self.layers
+        if let w = wanted { precondition(w <= self.layers ?? model.config.blockCount, "features after \(w) blocks from a cache of fewer") }
         var ids = tokenizer.encode(template.render([], addGenerationPrompt: false) + "<|im_start|>user\n" + message)
         let capacity = max(ids.count + 1, 512)
         if cache == nil || cache!.capacity < capacity {
             cache = model.makeCache(capacity: capacity)
-            try model.prefill(prefix, cache: cache!, layers: layers)
+            try model.prefill(prefix, cache: cache!, layers: self.layers)  // serves any fewer blocks too
         }
         let cache = self.cache!
         if ids.starts(with: prefix) {

@@ -17,11 +17,27 @@ public struct RouterData: Codable, Sendable {
         public var classifier: String
         /// Blocks the features are taken after (nil: all of them).
         public var featureLayers: Int?
+        /// A cheaper first stage (nil: none).
+        public var early: EarlyStage?
+    }
+    /// A linear classifier on features from fewer blocks, asked first: when its top
+    /// probability reaches `confidence` its answer stands, else the full router decides. Most
+    /// queries are plain cases and stop there, at the cost of those blocks alone.
+    public struct EarlyStage: Codable, Sendable {
+        public var featureLayers: Int
+        public var featureMean: [Float]
+        public var featureScale: [Float]
+        public var noneWeight: [Float]
+        public var noneBias: Float
+        public var confidence: Float
     }
     public var shared: Shared
     public var centroid: [Float]
     public var weight: [Float]
     public var bias: Float
+    /// This task's row of the early stage's classifier.
+    public var earlyWeight: [Float]?
+    public var earlyBias: Float?
 
     public static let metadataKey = "braid.router"
 }
@@ -63,20 +79,44 @@ public struct Router: @unchecked Sendable {
         shared = data[0].shared
     }
 
-    /// Probabilities over the tasks, then "none" last.
+    /// Probabilities over the tasks, then "none" last, from the full router's features.
     public func probabilities(_ features: [Float]) -> [Float] {
         let z = zip(zip(features, shared.featureMean), shared.featureScale).map { ($0.0 - $0.1) / $1 }
-        var scores: [Float]
         if shared.classifier == "linear" {
-            scores = data.map { dot($0.weight, z) + $0.bias } + [dot(shared.noneWeight, z) + shared.noneBias]
-        } else {
-            let n = norm(z)
-            scores = (data.map(\.centroid) + [shared.noneCentroid]).map { dot($0, z) / max(n * norm($0), 1e-12) / shared.temperature }
+            return softmax(data.map { dot($0.weight, z) + $0.bias } + [dot(shared.noneWeight, z) + shared.noneBias])
         }
-        let m = scores.max()!
-        let e = scores.map { expf($0 - m) }
-        let s = e.reduce(0, +)
-        return e.map { $0 / s }
+        let n = norm(z)
+        return softmax((data.map(\.centroid) + [shared.noneCentroid]).map { dot($0, z) / max(n * norm($0), 1e-12) / shared.temperature })
+    }
+
+    /// The early stage's probabilities from its features (nil: the router has no early stage).
+    public func earlyProbabilities(_ features: [Float]) -> [Float]? {
+        guard let e = shared.early else { return nil }
+        let z = zip(zip(features, e.featureMean), e.featureScale).map { ($0.0 - $0.1) / $1 }
+        var scores: [Float] = []
+        for d in data {
+            guard let w = d.earlyWeight, let b = d.earlyBias else { return nil }
+            scores.append(dot(w, z) + b)
+        }
+        return softmax(scores + [dot(e.noneWeight, z) + e.noneBias])
+    }
+
+    /// Probabilities for a message, through the early stage when it is confident enough, else
+    /// through the full router; and the blocks the deciding features came from.
+    public func probabilities(of message: String, features: QueryFeatures) throws -> (probabilities: [Float], layers: Int) {
+        let full = shared.featureLayers ?? features.model.config.blockCount
+        let (p, early) = try cascade(early: { try features.features(message, layers: $0) },
+                                     full: { try features.features(message, layers: full) }, fullLayers: full)
+        return (p, early ? shared.early!.featureLayers : full)
+    }
+
+    /// The early stage's probabilities when its top one reaches its confidence (then `full` is
+    /// never asked), else the full router's; and whether the early stage decided.
+    public func cascade(early: (Int) throws -> [Float], full: () throws -> [Float], fullLayers: Int) rethrows -> ([Float], Bool) {
+        if let e = shared.early, e.featureLayers < fullLayers, let p = earlyProbabilities(try early(e.featureLayers)), p.max()! >= e.confidence {
+            return (p, true)
+        }
+        return (probabilities(try full()), false)
     }
 
     public func route(_ features: [Float], mode: RoutingMode, blendK: Int = 2) -> (route: Route, probabilities: [Float]) {
@@ -107,6 +147,13 @@ public struct Router: @unchecked Sendable {
 
     public var labels: [String] { tasks.map(\.name) + ["none"] }
     public var featureLayers: Int? { shared.featureLayers }
+
+    func softmax(_ scores: [Float]) -> [Float] {
+        let m = scores.max()!
+        let e = scores.map { expf($0 - m) }
+        let s = e.reduce(0, +)
+        return e.map { $0 / s }
+    }
 
     func dot(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
     func norm(_ a: [Float]) -> Float { dot(a, a).squareRoot() }

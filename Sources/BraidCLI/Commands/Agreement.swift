@@ -46,7 +46,7 @@ struct Agreement: ParsableCommand {
         var cases: [([Int32], Route, Float)] = []
         for e in examples {
             let ids = rt.tokenizer.encode(rt.template.render([.user(e.prompt)]))
-            let p = try features.map { router!.probabilities(try $0.features(e.prompt)) }
+            let p = try features.map { try router!.probabilities(of: e.prompt, features: $0).probabilities }
             for v in vectors where task.map({ $0 == v.name }) ?? (v.name != e.task) {
                 let route = Route([(v, 1)])
                 cases.append((ids, route, p.map { router!.probability(of: route, in: $0) } ?? 0.5))

@@ -94,7 +94,7 @@ struct Eval: ParsableCommand {
     func priors(_ rt: Runtime) throws -> (String, Route) throws -> Float {
         let router = try Router(tasks: loadTaskVectors(routerDir, model: rt.model))
         let features = QueryFeatures(model: rt.model, tokenizer: rt.tokenizer, template: rt.template, layers: router.featureLayers)
-        return { prompt, route in router.probability(of: route, in: router.probabilities(try features.features(prompt))) }
+        return { prompt, route in router.probability(of: route, in: try router.probabilities(of: prompt, features: features).probabilities) }
     }
 
     func route(_ spec: String, task: String, model: LlamaModel, sha: String) throws -> Route {

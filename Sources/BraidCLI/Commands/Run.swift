@@ -103,7 +103,7 @@ struct Run: ParsableCommand {
                 id: l.id ?? String(i + 1), prompt: l.prompt, output: textOut,
                 route: .init(mode: oracle ? "oracle" : (routing.mode?.rawValue ?? (route.isBase ? "none" : "fixed")), task: route.isBase ? "base" : route.label,
                              coefficients: Dictionary(uniqueKeysWithValues: route.terms.map { ($0.vector.name, $0.coefficient) }),
-                             probabilities: routes[i].probabilities, route_ms: routes[i].milliseconds,
+                             probabilities: routes[i].probabilities, route_ms: routes[i].milliseconds, route_layers: routes[i].layers,
                              interweave: gate?.label),
                 finish_reason: a.finishReason.rawValue,
                 timings: .init(prompt_n: requests[i].prompt.count, prompt_ms: a.promptSeconds * 1000, predicted_n: a.tokens.count, total_ms: a.seconds * 1000),
@@ -118,11 +118,21 @@ struct Run: ParsableCommand {
                                   "prefill_seconds": runner.prefillSeconds, "decode_seconds": runner.decodeSeconds,
                                   "decode_tokens_per_second": Double(runner.decodedTokens) / max(runner.decodeSeconds, 1e-9),
                                   "peak_rss_bytes": MemoryReport.current().peakRSS]
+        // Routing against each answer's own latency (routing + prefill + decode), median over lines.
+        let shares = zip(routes, answers).map { r, a in r.milliseconds / (r.milliseconds + a.seconds * 1000) }.sorted()
+        let routingShare = shares.isEmpty ? 0 : shares[shares.count / 2]
+        let early = routes.filter { $0.layers > 0 && $0.layers < (routing.router?.featureLayers ?? Int.max) }.count
+        sum["median_route_share"] = routingShare
+        sum["routed_early"] = early
         if !perTask.isEmpty { sum["accuracy"] = perTask.mapValues { 100 * Double($0.0) / Double($0.1) } }
         printError(String(format: "run: %d lines in %.1f s, %d tokens, %.1f tok/s (batch %d; decode steps %.1f tok/s, prefill %.1f s), routing %.1f ms/line, peak RSS %@",
                           lines.count, seconds, generated, Double(generated) / seconds, batch,
                           Double(runner.decodedTokens) / max(runner.decodeSeconds, 1e-9), runner.prefillSeconds,
                           routeMs, MemoryReport.mib(MemoryReport.current().peakRSS)))
+        if routing.router != nil {
+            printError(String(format: "routing: median %.1f%% of an answer's latency; %d of %d lines decided by the early stage",
+                              100 * routingShare, early, routes.count))
+        }
         for (t, (r, n)) in perTask.sorted(by: { $0.key < $1.key }) { printError(String(format: "  %@: %.1f%% of %d", t, 100 * Double(r) / Double(n), n)) }
         if let summary {
             try JSONSerialization.data(withJSONObject: sum, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: summary))
@@ -136,6 +146,7 @@ struct Run: ParsableCommand {
             var coefficients: [String: Float]
             var probabilities: [String: Float]
             var route_ms: Double
+            var route_layers: Int
             var interweave: String?
         }
         struct Timings: Encodable {
