@@ -22,8 +22,9 @@ for t in arith json sentiment spell; do
   $B compress --delta "$DELTAS/$t.delta.Q4_0.gguf" --task "$t" --description "${DESC[$t]}" ${POLICY[$t]} \
      --fit-scales --calibration "../shared/tasks/$t.dev.jsonl" --calibration-count 256 -o "models/$t.tv.gguf" -q
 done
-# The router (fitted on the dev splits, general prompts and prompts/router-train.jsonl) goes into every vector.
-$B router fit --task-dir models --feature-layers 10 -q
+# The router (fitted on the dev splits, general prompts and prompts/router-train.jsonl; a 4-block early
+# stage whose confident answers stand, then the 10-block router) goes into every vector.
+$B router fit --task-dir models --feature-layers 10 --early-layers 4 --early-confidence 0.999 -q
 # Gates name the vector's weights (not its metadata), so a later router fit keeps them valid.
 $B train-gate --task arith --examples 512 -q
 for t in json sentiment spell; do $B train-gate --task "$t" --examples 256 -q; done
