@@ -69,7 +69,7 @@ struct KernelTests {
     /// The 8-row interleaved kernel gives the row-major kernel's products (same integer sums,
     /// float rounding aside) for every column count and for row ranges on and off its groups;
     /// a dense delta adds coefficient × the same product.
-    @Test(arguments: [GGMLType.q4_1, .q4_0])
+    @Test(arguments: [GGMLType.q4_1, .q4_0, .q8_0])
     func interleavedRowsMatchRowMajor(type: GGMLType) throws {
         #if AVX2
         var rng = Xoshiro256(seed: UInt64(type.rawValue) + 11)
@@ -79,8 +79,8 @@ struct KernelTests {
         try bytes.withUnsafeBytes { b in
             let plain = WeightMatrix(type: type, rows: rows, columns: cols, data: b.baseAddress!)
             let packed = plain.withInterleavedRows(storage)
-            #expect(plain.interleaved == nil)
-            let kernel = try #require(packed.interleaved)
+            #expect(plain.interleaved == nil && plain.interleavedQ8 == nil)
+            #expect((packed.interleaved != nil) == (type != .q8_0) && (packed.interleavedQ8 != nil) == (type == .q8_0))
             for n in [1, 2, 3, 4, 5, 9] {
                 let x = randomFloats(n * cols, &rng, scale: 3)
                 let acts = QuantizedActivations(width: cols, capacity: n)
@@ -100,6 +100,16 @@ struct KernelTests {
                             }
                         }
                     }
+                }
+                guard let kernel = packed.interleaved else {
+                    // A repacked Q8_0 matrix (a tied embedding) decodes its rows as the original does.
+                    var a = [Float](repeating: 0, count: cols), b = a
+                    for r in [0, 13, 39] {
+                        a.withUnsafeMutableBufferPointer { plain.decodeRow(r, into: $0.baseAddress!) }
+                        b.withUnsafeMutableBufferPointer { packed.decodeRow(r, into: $0.baseAddress!) }
+                        #expect(a == b, "row \(r)")
+                    }
+                    continue
                 }
                 let c = n - 1
                 var y = [Float](repeating: 1, count: n * rows)

@@ -30,14 +30,17 @@ public struct InterleavedNibbles: @unchecked Sendable {
         return w.rows / groupRows * (w.columns / 32) * groupBlockBytes
     }
 
-    /// Repacks `w` into `out` (`byteCount(w)` bytes, which its owner keeps alive).
-    init(packing w: WeightMatrix, into out: UnsafeMutableRawPointer) {
+    /// Repacks `w` into `out` (`byteCount(w)` bytes, which its owner keeps alive), releasing
+    /// the rows already copied from `map` as it goes (the copy and the original never both
+    /// resident in full).
+    init(packing w: WeightMatrix, into out: UnsafeMutableRawPointer, releasing map: MappedFile? = nil) {
         bytes = UnsafeRawPointer(out)
         groups = w.rows / Self.groupRows
         blocks = w.columns / 32
         roundedSums = w.type == .q4_1
         let (stride, codes) = w.type == .q4_1 ? (20, 4) : (18, 2)
         for g in 0..<w.rows / Self.groupRows {
+            if g > 0, g % 128 == 0 { map?.release(w.row((g - 128) * 8), count: 128 * 8 * w.rowBytes) }
             for b in 0..<blocks {
                 let out = out + (g * blocks + b) * Self.groupBlockBytes
                 for r in 0..<Self.groupRows {

@@ -11,24 +11,37 @@ public struct WeightMatrix: @unchecked Sendable {
     /// The same weights repacked eight rows at a time for `multiply` (Q4_1 and Q4_0 base
     /// matrices); `data` stays the reference for everything that reads rows.
     public let interleaved: InterleavedNibbles?
+    /// The same for a Q8_0 matrix (the LM head).
+    public let interleavedQ8: InterleavedQ8?
 
-    public init(type: GGMLType, rows: Int, columns: Int, data: UnsafeRawPointer, interleaved: InterleavedNibbles? = nil) {
+    public init(type: GGMLType, rows: Int, columns: Int, data: UnsafeRawPointer, interleaved: InterleavedNibbles? = nil,
+                interleavedQ8: InterleavedQ8? = nil) {
         self.type = type
         self.rows = rows
         self.columns = columns
         self.data = data
         rowBytes = type.rowBytes(columns)
         self.interleaved = interleaved
+        self.interleavedQ8 = interleavedQ8
     }
 
     /// This matrix with an interleaved copy for `multiply` made in `storage`, where its
     /// encoding has one; the original's pages are then released from `map` if it holds them.
     public func withInterleavedRows(_ storage: PackedWeightStorage, releasing map: MappedFile? = nil) -> WeightMatrix {
         #if AVX2
-        guard interleaved == nil, let count = InterleavedNibbles.byteCount(self) else { return self }
-        let packed = InterleavedNibbles(packing: self, into: storage.allocate(count))
+        guard interleaved == nil, interleavedQ8 == nil else { return self }
+        var copy = self
+        if let count = InterleavedNibbles.byteCount(self) {
+            copy = WeightMatrix(type: type, rows: rows, columns: columns, data: data,
+                                interleaved: InterleavedNibbles(packing: self, into: storage.allocate(count), releasing: map))
+        } else if let count = InterleavedQ8.byteCount(self) {
+            copy = WeightMatrix(type: type, rows: rows, columns: columns, data: data,
+                                interleavedQ8: InterleavedQ8(packing: self, into: storage.allocate(count), releasing: map))
+        } else {
+            return self
+        }
         map?.release(data, count: byteCount)
-        return WeightMatrix(type: type, rows: rows, columns: columns, data: data, interleaved: packed)
+        return copy
         #else
         return self
         #endif
@@ -41,6 +54,7 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// Decodes row `r` into `dst` (`columns` floats).
     public func decodeRow(_ r: Int, into dst: UnsafeMutablePointer<Float>) {
+        if let packed = interleavedQ8 { return packed.decodeRow(r, into: dst) }
         BlockCodec.decode(type, row(r), into: dst, count: columns)
     }
 
@@ -59,14 +73,15 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Quantised weights use the 8-bit activations, float weights the float ones.
     public func multiply(_ x: QuantizedActivations, rows rowRange: Range<Int>, into y: UnsafeMutablePointer<Float>, ldy: Int) {
         let n = x.columns
-        if let packed = interleaved {
+        if interleaved != nil || interleavedQ8 != nil {
             // Whole groups of 8 rows interleaved; rows outside them (a range not on group
             // boundaries) row by row.
             let g = InterleavedNibbles.groupRows
             let lo = min(rowRange.upperBound, (rowRange.lowerBound + g - 1) / g * g)
             let hi = max(lo, rowRange.upperBound / g * g)
             if rowRange.lowerBound < lo { WeightMatrix(type: type, rows: rows, columns: columns, data: data).multiply(x, rows: rowRange.lowerBound..<lo, into: y, ldy: ldy) }
-            packed.multiply(x, groups: lo / g..<hi / g, into: y, ldy: ldy)
+            interleaved?.multiply(x, groups: lo / g..<hi / g, into: y, ldy: ldy)
+            interleavedQ8?.multiply(x, groups: lo / g..<hi / g, into: y, ldy: ldy)
             if hi < rowRange.upperBound { WeightMatrix(type: type, rows: rows, columns: columns, data: data).multiply(x, rows: hi..<rowRange.upperBound, into: y, ldy: ldy) }
             return
         }

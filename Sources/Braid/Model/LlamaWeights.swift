@@ -77,12 +77,14 @@ public struct LlamaWeights: Sendable {
         }
     }
 
-    /// These weights with every Q4 block matrix repacked for the interleaved kernel (the copies
+    /// These weights with every Q4 block matrix and a Q8_0 head repacked for the interleaved kernels (the copies
     /// live as long as the returned weights; the originals' pages are released from `map`).
     public func withInterleavedRows(releasing map: MappedFile? = nil) -> LlamaWeights {
         let storage = PackedWeightStorage()
         func packed(_ m: WeightMatrix) -> WeightMatrix { m.withInterleavedRows(storage, releasing: map) }
-        var w = LlamaWeights(tokenEmbedding: tokenEmbedding, output: output, outputNorm: outputNorm, layers: layers.map { l in
+        // The head repacked too; a tied embedding then looks its rows up in the copy.
+        let head = packed(output)
+        var w = LlamaWeights(tokenEmbedding: tiedOutput ? head : tokenEmbedding, output: head, outputNorm: outputNorm, layers: layers.map { l in
             LayerWeights(attnNorm: l.attnNorm, ffnNorm: l.ffnNorm, q: packed(l.q), k: packed(l.k), v: packed(l.v), o: packed(l.o),
                          gate: packed(l.gate), up: packed(l.up), down: packed(l.down))
         }, tiedOutput: tiedOutput)
