@@ -68,9 +68,11 @@ struct KernelTests {
 
     /// The 8-row interleaved kernel gives the row-major kernel's products (same integer sums,
     /// float rounding aside) for every column count and for row ranges on and off its groups;
-    /// a dense delta adds coefficient × the same product.
-    @Test(arguments: [GGMLType.q4_1, .q4_0, .q8_0])
-    func interleavedRowsMatchRowMajor(type: GGMLType) throws {
+    /// a dense delta adds coefficient × the same product. Both ways of summing byte products
+    /// (AVX2's maddubs, AVX-VNNI's vpdpbusd where the CPU has it).
+    @Test(arguments: [GGMLType.q4_1, .q4_0, .q8_0], [ByteDotKind.maddubs, .vnni])
+    func interleavedRowsMatchRowMajor(type: GGMLType, dot: ByteDotKind) throws {
+        guard ByteDotKind.isAvailable(dot) else { return }
         #if AVX2
         var rng = Xoshiro256(seed: UInt64(type.rawValue) + 11)
         let rows = 40, cols = 96
@@ -78,7 +80,11 @@ struct KernelTests {
         let storage = PackedWeightStorage()
         try bytes.withUnsafeBytes { b in
             let plain = WeightMatrix(type: type, rows: rows, columns: cols, data: b.baseAddress!)
-            let packed = plain.withInterleavedRows(storage)
+            let repacked = plain.withInterleavedRows(storage)
+            var nibbles = repacked.interleaved, q8 = repacked.interleavedQ8
+            nibbles?.dot = dot
+            q8?.dot = dot
+            let packed = WeightMatrix(type: type, rows: rows, columns: cols, data: b.baseAddress!, interleaved: nibbles, interleavedQ8: q8)
             #expect(plain.interleaved == nil && plain.interleavedQ8 == nil)
             #expect((packed.interleaved != nil) == (type != .q8_0) && (packed.interleavedQ8 != nil) == (type == .q8_0))
             for n in [1, 2, 3, 4, 5, 9] {

@@ -22,6 +22,8 @@ public struct InterleavedNibbles: @unchecked Sendable {
     let groups: Int
     let blocks: Int
     let roundedSums: Bool
+    /// How the kernels sum byte products (the fastest this CPU has; tests try each).
+    public var dot: ByteDotKind = .best
 
     /// Bytes of the repacked form of a Q4_1 or Q4_0 matrix (nil for other matrices or a row
     /// count that is not a multiple of 8).
@@ -67,6 +69,18 @@ public struct InterleavedNibbles: @unchecked Sendable {
     /// y[c·ldy + r] = W[r]·x[c] for the rows of `groups` (groups of 8 rows) and every column of `x`.
     public func multiply(_ x: QuantizedActivations, groups: Range<Int>, into y: UnsafeMutablePointer<Float>, ldy: Int) {
         #if AVX2
+        switch dot {
+        case .vnni: multiply(x, groups, y, ldy, VNNIDot.self)
+        case .maddubs: multiply(x, groups, y, ldy, MaddubsDot.self)
+        }
+        #else
+        preconditionFailure("interleaved matrices are built only with the AVX2 trait")
+        #endif
+    }
+
+    #if AVX2
+    @inline(__always)
+    private func multiply<K: ByteDot>(_ x: QuantizedActivations, _ groups: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _: K.Type) {
         let n = x.columns
         let groupBytes = blocks * Self.groupBlockBytes
         for g in groups {
@@ -79,18 +93,16 @@ public struct InterleavedNibbles: @unchecked Sendable {
             let out = y + g * Self.groupRows
             var c = 0
             while c + 4 <= n {
-                columns4(group, x, c, out + c * ldy, ldy)
+                columns4(group, x, c, out + c * ldy, ldy, K.self)
                 c += 4
             }
             while c < n {
-                UnsafeMutableRawPointer(out + c * ldy).storeBytes(of: column(group, x, c), as: __m256.self)
+                UnsafeMutableRawPointer(out + c * ldy).storeBytes(of: column(group, x, c, K.self), as: __m256.self)
                 c += 1
             }
         }
-        #else
-        preconditionFailure("interleaved matrices are built only with the AVX2 trait")
-        #endif
     }
+    #endif
 
     /// y[c·ldy + r] += coefficient · W[r]·x[c] for the rows of `groups` and one column (a dense
     /// task-vector matrix's term).
@@ -98,12 +110,9 @@ public struct InterleavedNibbles: @unchecked Sendable {
     public func addProduct(_ x: QuantizedActivations, column c: Int, coefficient: Float, groups: Range<Int>,
                            into y: UnsafeMutablePointer<Float>, ldy: Int) {
         #if AVX2
-        let groupBytes = blocks * Self.groupBlockBytes
-        for g in groups {
-            let out = y + (c &* ldy &+ g &* Self.groupRows)
-            let sum = column(bytes + g &* groupBytes, x, c)
-            let o = UnsafeMutableRawPointer(out)
-            o.storeBytes(of: _mm256_fmadd_ps(_mm256_set1_ps(coefficient), sum, o.loadUnaligned(as: __m256.self)), as: __m256.self)
+        switch dot {
+        case .vnni: addProduct(x, c, coefficient, groups, y, ldy, VNNIDot.self)
+        case .maddubs: addProduct(x, c, coefficient, groups, y, ldy, MaddubsDot.self)
         }
         #else
         preconditionFailure("interleaved matrices are built only with the AVX2 trait")
@@ -111,6 +120,18 @@ public struct InterleavedNibbles: @unchecked Sendable {
     }
 
     #if AVX2
+    @inline(__always)
+    private func addProduct<K: ByteDot>(_ x: QuantizedActivations, _ c: Int, _ coefficient: Float, _ groups: Range<Int>,
+                                        _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _: K.Type) {
+        let groupBytes = blocks * Self.groupBlockBytes
+        for g in groups {
+            let out = y + (c &* ldy &+ g &* Self.groupRows)
+            let sum = column(bytes + g &* groupBytes, x, c, K.self)
+            let o = UnsafeMutableRawPointer(out)
+            o.storeBytes(of: _mm256_fmadd_ps(_mm256_set1_ps(coefficient), sum, o.loadUnaligned(as: __m256.self)), as: __m256.self)
+        }
+    }
+
     /// Block b of a group: its scales and its 32 codes per row, unpacked to one byte each.
     struct Block {
         var d, m: __m256
@@ -132,9 +153,18 @@ public struct InterleavedNibbles: @unchecked Sendable {
         /// Σ code·x over the block for each of the 8 rows (exact integers, as floats). A lane of
         /// 16-bit sums adds 16 products of at most 15·127: 30 480 fits.
         @inline(__always)
-        func sums(_ x: UnsafePointer<Int8>) -> __m256 {
+        func sums<K: ByteDot>(_ x: UnsafePointer<Int8>, _: K.Type) -> __m256 {
             let raw = UnsafeRawPointer(x)
             @inline(__always) func four(_ o: Int) -> __m256i { _mm256_set1_epi32(raw.loadUnaligned(fromByteOffset: o, as: Int32.self)) }
+            if K.fused {
+                // Two chains: each instruction waits for the previous one's sum.
+                let zero = _mm256_setzero_si256()
+                var s = K.dot4(zero, c0, four(0)), t = K.dot4(zero, c1, four(4))
+                s = K.dot4(s, c2, four(8)); t = K.dot4(t, c3, four(12))
+                s = K.dot4(s, c4, four(16)); t = K.dot4(t, c5, four(20))
+                s = K.dot4(s, c6, four(24)); t = K.dot4(t, c7, four(28))
+                return _mm256_cvtepi32_ps(_mm256_add_epi32(s, t))
+            }
             var s = _mm256_maddubs_epi16(c0, four(0))
             s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c1, four(4)))
             s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c2, four(8)))
@@ -148,8 +178,8 @@ public struct InterleavedNibbles: @unchecked Sendable {
 
         /// acc + d·dx·Σ(code·x) + m·(dx·Σx) for one column's block.
         @inline(__always)
-        func accumulate(_ acc: __m256, _ x: UnsafePointer<Int8>, _ dx: Float, _ sx: Float) -> __m256 {
-            _mm256_fmadd_ps(m, _mm256_set1_ps(sx), _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(dx)), sums(x), acc))
+        func accumulate<K: ByteDot>(_ acc: __m256, _ x: UnsafePointer<Int8>, _ dx: Float, _ sx: Float, _: K.Type) -> __m256 {
+            _mm256_fmadd_ps(m, _mm256_set1_ps(sx), _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(dx)), sums(x, K.self), acc))
         }
     }
 
@@ -157,7 +187,7 @@ public struct InterleavedNibbles: @unchecked Sendable {
     private func sumsOf(_ x: QuantizedActivations, _ c: Int) -> UnsafePointer<Float> { roundedSums ? x.s(c) : x.exactS(c) }
 
     @inline(__always)
-    private func columns4(_ group: UnsafeRawPointer, _ x: QuantizedActivations, _ c: Int, _ out: UnsafeMutablePointer<Float>, _ ldy: Int) {
+    private func columns4<K: ByteDot>(_ group: UnsafeRawPointer, _ x: QuantizedActivations, _ c: Int, _ out: UnsafeMutablePointer<Float>, _ ldy: Int, _: K.Type) {
         let q0 = x.q(c), q1 = x.q(c + 1), q2 = x.q(c + 2), q3 = x.q(c + 3)
         let d0 = x.d(c), d1 = x.d(c + 1), d2 = x.d(c + 2), d3 = x.d(c + 3)
         let s0 = sumsOf(x, c), s1 = sumsOf(x, c + 1), s2 = sumsOf(x, c + 2), s3 = sumsOf(x, c + 3)
@@ -165,10 +195,10 @@ public struct InterleavedNibbles: @unchecked Sendable {
         for b in 0..<blocks {
             let blk = Block(group + b &* Self.groupBlockBytes)
             let o = b &* 32
-            a0 = blk.accumulate(a0, q0 + o, d0[b], s0[b])
-            a1 = blk.accumulate(a1, q1 + o, d1[b], s1[b])
-            a2 = blk.accumulate(a2, q2 + o, d2[b], s2[b])
-            a3 = blk.accumulate(a3, q3 + o, d3[b], s3[b])
+            a0 = blk.accumulate(a0, q0 + o, d0[b], s0[b], K.self)
+            a1 = blk.accumulate(a1, q1 + o, d1[b], s1[b], K.self)
+            a2 = blk.accumulate(a2, q2 + o, d2[b], s2[b], K.self)
+            a3 = blk.accumulate(a3, q3 + o, d3[b], s3[b], K.self)
         }
         UnsafeMutableRawPointer(out).storeBytes(of: a0, as: __m256.self)
         UnsafeMutableRawPointer(out + ldy).storeBytes(of: a1, as: __m256.self)
@@ -178,11 +208,11 @@ public struct InterleavedNibbles: @unchecked Sendable {
 
     /// The 8 rows of a group times column c.
     @inline(__always)
-    private func column(_ group: UnsafeRawPointer, _ x: QuantizedActivations, _ c: Int) -> __m256 {
+    private func column<K: ByteDot>(_ group: UnsafeRawPointer, _ x: QuantizedActivations, _ c: Int, _: K.Type) -> __m256 {
         let q = x.q(c), d = x.d(c), s = sumsOf(x, c)
         var a = _mm256_setzero_ps()
         for b in 0..<blocks {
-            a = Block(group + b &* Self.groupBlockBytes).accumulate(a, q + b &* 32, d[b], s[b])
+            a = Block(group + b &* Self.groupBlockBytes).accumulate(a, q + b &* 32, d[b], s[b], K.self)
         }
         return a
     }

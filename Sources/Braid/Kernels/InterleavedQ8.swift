@@ -19,6 +19,8 @@ public struct InterleavedQ8: @unchecked Sendable {
     let bytes: UnsafeRawPointer
     let groups: Int
     let blocks: Int
+    /// How the kernels sum byte products (the fastest this CPU has; tests try each).
+    public var dot: ByteDotKind = .best
 
     /// Bytes of the repacked form of a Q8_0 matrix (nil for other matrices or a row count that
     /// is not a multiple of 8).
@@ -68,6 +70,18 @@ public struct InterleavedQ8: @unchecked Sendable {
     /// y[c·ldy + r] = W[r]·x[c] for the rows of `groups` (groups of 8 rows) and every column of `x`.
     public func multiply(_ x: QuantizedActivations, groups range: Range<Int>, into y: UnsafeMutablePointer<Float>, ldy: Int) {
         #if AVX2
+        switch dot {
+        case .vnni: multiply(x, range, y, ldy, VNNIDot.self)
+        case .maddubs: multiply(x, range, y, ldy, MaddubsDot.self)
+        }
+        #else
+        preconditionFailure("interleaved matrices are built only with the AVX2 trait")
+        #endif
+    }
+
+    #if AVX2
+    @inline(__always)
+    private func multiply<K: ByteDot>(_ x: QuantizedActivations, _ range: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _: K.Type) {
         let n = x.columns
         let groupBytes = blocks * Self.groupBlockBytes
         for g in range {
@@ -79,29 +93,25 @@ public struct InterleavedQ8: @unchecked Sendable {
             let out = y + g * InterleavedNibbles.groupRows
             var c = 0
             while c + 4 <= n {
-                columns4(group, x, c, out + c * ldy, ldy)
+                columns4(group, x, c, out + c * ldy, ldy, K.self)
                 c += 4
             }
             while c < n {
-                UnsafeMutableRawPointer(out + c * ldy).storeBytes(of: column(group, x, c), as: __m256.self)
+                UnsafeMutableRawPointer(out + c * ldy).storeBytes(of: column(group, x, c, K.self), as: __m256.self)
                 c += 1
             }
         }
-        #else
-        preconditionFailure("interleaved matrices are built only with the AVX2 trait")
-        #endif
     }
 
-    #if AVX2
-    /// Σ w·x over 4 weights of each of 8 rows (vector `j` of a block) into 32-bit lanes.
+    /// acc + Σ w·x over 4 weights of each of 8 rows (vector `j` of a block), in 32-bit lanes.
     @inline(__always)
-    static func products(_ w: __m256i, _ magnitude: __m256i, _ x: UnsafePointer<Int8>, _ j: Int) -> __m256i {
+    static func products<K: ByteDot>(_ acc: __m256i, _ w: __m256i, _ magnitude: __m256i, _ x: UnsafePointer<Int8>, _ j: Int, _: K.Type) -> __m256i {
         let four = _mm256_set1_epi32(UnsafeRawPointer(x).loadUnaligned(fromByteOffset: 4 &* j, as: Int32.self))
-        return _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(four, w)), _mm256_set1_epi16(1))
+        return K.dot4(acc, magnitude, _mm256_sign_epi8(four, w))
     }
 
     @inline(__always)
-    private func columns4(_ group: UnsafeRawPointer, _ x: QuantizedActivations, _ c: Int, _ out: UnsafeMutablePointer<Float>, _ ldy: Int) {
+    private func columns4<K: ByteDot>(_ group: UnsafeRawPointer, _ x: QuantizedActivations, _ c: Int, _ out: UnsafeMutablePointer<Float>, _ ldy: Int, _: K.Type) {
         let q0 = x.q(c), q1 = x.q(c + 1), q2 = x.q(c + 2), q3 = x.q(c + 3)
         let d0 = x.d(c), d1 = x.d(c + 1), d2 = x.d(c + 2), d3 = x.d(c + 3)
         var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0
@@ -112,10 +122,10 @@ public struct InterleavedQ8: @unchecked Sendable {
             for j in 0..<8 {
                 let w = blk.loadUnaligned(fromByteOffset: 16 &+ 32 &* j, as: __m256i.self)
                 let m = _mm256_sign_epi8(w, w)
-                s0 = _mm256_add_epi32(s0, Self.products(w, m, q0 + o, j))
-                s1 = _mm256_add_epi32(s1, Self.products(w, m, q1 + o, j))
-                s2 = _mm256_add_epi32(s2, Self.products(w, m, q2 + o, j))
-                s3 = _mm256_add_epi32(s3, Self.products(w, m, q3 + o, j))
+                s0 = Self.products(s0, w, m, q0 + o, j, K.self)
+                s1 = Self.products(s1, w, m, q1 + o, j, K.self)
+                s2 = Self.products(s2, w, m, q2 + o, j, K.self)
+                s3 = Self.products(s3, w, m, q3 + o, j, K.self)
             }
             let d = _mm256_cvtph_ps(blk.loadUnaligned(as: __m128i.self))
             a0 = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(d0[b])), _mm256_cvtepi32_ps(s0), a0)
@@ -131,7 +141,7 @@ public struct InterleavedQ8: @unchecked Sendable {
 
     /// The 8 rows of a group times column c.
     @inline(__always)
-    private func column(_ group: UnsafeRawPointer, _ x: QuantizedActivations, _ c: Int) -> __m256 {
+    private func column<K: ByteDot>(_ group: UnsafeRawPointer, _ x: QuantizedActivations, _ c: Int, _: K.Type) -> __m256 {
         let q = x.q(c), dx = x.d(c)
         var a = _mm256_setzero_ps()
         for b in 0..<blocks {
@@ -139,7 +149,7 @@ public struct InterleavedQ8: @unchecked Sendable {
             var s = _mm256_setzero_si256()
             for j in 0..<8 {
                 let w = blk.loadUnaligned(fromByteOffset: 16 &+ 32 &* j, as: __m256i.self)
-                s = _mm256_add_epi32(s, Self.products(w, _mm256_sign_epi8(w, w), q + b &* 32, j))
+                s = Self.products(s, w, _mm256_sign_epi8(w, w), q + b &* 32, j, K.self)
             }
             a = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtph_ps(blk.loadUnaligned(as: __m128i.self)), _mm256_set1_ps(dx[b])), _mm256_cvtepi32_ps(s), a)
         }
