@@ -84,7 +84,7 @@ struct BitMatrixTests {
                         for range in [0..<64, 64..<rows] {
                             for c in 0..<n {
                                 DeltaMatrix.bits(m).addProduct(acts, acts.signTables.view, column: c, coefficient: coefficients[c],
-                                                               rows: range, chunk: range, into: yb.baseAddress!, ldy: rows)
+                                                               rows: range, into: yb.baseAddress!, ldy: rows)
                             }
                         }
                     }
@@ -104,10 +104,10 @@ struct BitMatrixTests {
     }
 
     /// A 200-row matrix keeping about half its rows (tiles restart at row 192, so there are
-    /// short tiles in both groups): as the model calls it (chunks, each walked 32 base rows at a
-    /// time), every kept row's term is added once, into its own base row, and dropped rows get
-    /// nothing — with chunks of whole groups or not, with short tiles read by the vector kernel
-    /// (`overreadSafe`) or row by row.
+    /// short tiles in both groups): as the model calls it (a chunk of rows per thread), every
+    /// kept row's term is added once, into its own base row, and dropped rows get nothing — with
+    /// chunks of whole groups or not, on the 8-row grid (spread by permutes) or off it (row by
+    /// row), with short tiles read by the vector kernel (`overreadSafe`) or row by row.
     @Test(arguments: [true, false])
     func keptRowsAddEachRowOnce(overreadSafe: Bool) throws {
         var rng = Xoshiro256(seed: 31)
@@ -126,7 +126,7 @@ struct BitMatrixTests {
         x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, columns: 1) }
         acts.buildSignTables()
         let xa = acts.signTables.dequantized(column: 0)
-        for chunks in [[0..<rows], [0..<192, 192..<rows], [0..<96, 96..<rows]] {
+        for chunks in [[0..<rows], [0..<192, 192..<rows], [0..<96, 96..<rows], [0..<100, 100..<136, 136..<rows]] {
             var y = [Float](repeating: 1, count: rows)
             packed.withUnsafeBytes { p in
                 scales.withUnsafeBufferPointer { s in
@@ -138,11 +138,8 @@ struct BitMatrixTests {
                     }
                     y.withUnsafeMutableBufferPointer { yb in
                         for chunk in chunks {
-                            for start in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 32) {
-                                DeltaMatrix.bits(m).addProduct(acts, acts.signTables.view, column: 0, coefficient: 0.5,
-                                                               rows: start..<min(chunk.upperBound, start + 32), chunk: chunk,
-                                                               into: yb.baseAddress!, ldy: rows)
-                            }
+                            DeltaMatrix.bits(m).addProduct(acts, acts.signTables.view, column: 0, coefficient: 0.5,
+                                                           rows: chunk, into: yb.baseAddress!, ldy: rows)
                         }
                     }
                     for r in 0..<rows {

@@ -17,8 +17,26 @@ enum Attention {
             scores[t] = acc.sum() * scale
         }
         Ops.softmax(scores, count: lastPosition + 1)
+        // Position by position, four running sums of 8 dimensions each: independent chains,
+        // where one sum per 8 dimensions over every position would wait on each FMA in turn.
         let outr = UnsafeMutableRawPointer(out)
         var i = 0
+        while i + 32 <= headDim {
+            var a0 = SIMD8<Float>(), a1 = a0, a2 = a0, a3 = a0
+            for t in 0...lastPosition {
+                let v = UnsafeRawPointer(cache.value(layer: layer, position: t) + kvOffset) + 2 &* i
+                let p = SIMD8<Float>(repeating: scores[t])
+                a0 += p * SIMD8<Float>(v.loadUnaligned(as: SIMD8<Float16>.self))
+                a1 += p * SIMD8<Float>(v.loadUnaligned(fromByteOffset: 16, as: SIMD8<Float16>.self))
+                a2 += p * SIMD8<Float>(v.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float16>.self))
+                a3 += p * SIMD8<Float>(v.loadUnaligned(fromByteOffset: 48, as: SIMD8<Float16>.self))
+            }
+            outr.storeBytes(of: a0, toByteOffset: 4 &* i, as: SIMD8<Float>.self)
+            outr.storeBytes(of: a1, toByteOffset: 4 &* i &+ 32, as: SIMD8<Float>.self)
+            outr.storeBytes(of: a2, toByteOffset: 4 &* i &+ 64, as: SIMD8<Float>.self)
+            outr.storeBytes(of: a3, toByteOffset: 4 &* i &+ 96, as: SIMD8<Float>.self)
+            i += 32
+        }
         while i < headDim {
             var acc = SIMD8<Float>()
             for t in 0...lastPosition {

@@ -268,17 +268,18 @@ public final class LlamaModel: @unchecked Sendable {
                         w.multiply(x, rows: rows, into: y, ldy: ldy)
                         return
                     }
-                    // Tile by tile: the tile's signs are requested, then the base rows
-                    // (compute-bound) run while they arrive, then the task terms read them.
+                    // Tile by tile, the tile's signs are requested, then its base rows
+                    // (compute-bound) run while they arrive; the task terms then read the
+                    // chunk's signs from the cache.
                     var start = rows.lowerBound
                     while start < rows.upperBound {
                         let end = min(rows.upperBound, start + BitMatrix.tileRows, (start / BitMatrix.groupRows + 1) * BitMatrix.groupRows)
                         let part = start..<end
                         for t in terms where t.3 { t.0.prefetch(rows: part) }
                         w.multiply(x, rows: part, into: y, ldy: ldy)
-                        for t in terms { t.0.addProduct(x, tables, column: t.1, coefficient: t.2, rows: part, chunk: rows, into: y, ldy: ldy) }
                         start = end
                     }
+                    for t in terms { t.0.addProduct(x, tables, column: t.1, coefficient: t.2, rows: rows, into: y, ldy: ldy) }
                 }
             }
         }

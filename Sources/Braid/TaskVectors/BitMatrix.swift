@@ -30,6 +30,8 @@ public struct BitMatrix: @unchecked Sendable {
     public let storedRows: Int
     /// Per group of base rows, its first stored row (`RowIndex`).
     let groupStarts: UnsafePointer<Int32>?
+    /// The kept rows as a bitmap of the base rows (`RowIndex.bits`).
+    let keptBits: UnsafePointer<UInt8>?
     /// At least 32 readable bytes follow the signs, so a short tile's rows can be read with the
     /// 32-row loads of a full one (the lanes past the tile are ignored).
     let overreadSafe: Bool
@@ -46,6 +48,7 @@ public struct BitMatrix: @unchecked Sendable {
         keptRows = kept?.rows
         storedRows = kept?.count ?? rows
         groupStarts = kept?.groupStarts
+        keptBits = kept?.bits
         self.overreadSafe = overreadSafe
         self.scaleBytes = scaleBytes
     }
@@ -105,17 +108,16 @@ public struct BitMatrix: @unchecked Sendable {
         (0..<columns).map { j in (signByte(k, j / 8) >> UInt8(j % 8)) & 1 == 1 ? 1 : -1 }
     }
 
-    /// y[c·ldy + r] += coefficient · α_r · (s_r · x_c) for the base rows `range` of a `chunk` of
-    /// rows one thread owns, reading column c of x through its lookup tables
-    /// (`QuantizedActivations.buildSignTables()` must have run). Called for consecutive ranges of
-    /// a chunk, each after the base rows of that range are in y. With kept rows, a group's tiles
-    /// are added once its last row in the chunk is reached; chunks made of whole groups compute
-    /// every tile once (others stay correct, computing the tiles they share twice).
+    /// y[c·ldy + r] += coefficient · α_r · (s_r · x_c) for the base rows `range` (a thread's
+    /// chunk), reading column c of x through its lookup tables
+    /// (`QuantizedActivations.buildSignTables()` must have run). With kept rows, each group's
+    /// stored rows are summed tile by tile into a buffer, then spread onto their base rows eight
+    /// at a time; tiles that straddle two chunks are computed by both, each adding its own rows.
     @inline(__always)
     public func addProduct(_ tables: SignTables.View, column c: Int, coefficient: Float, rows range: Range<Int>,
-                           chunk: Range<Int>, into y: UnsafeMutablePointer<Float>, ldy: Int) {
+                           into y: UnsafeMutablePointer<Float>, ldy: Int) {
         let y = y + c &* ldy
-        guard let kept = keptRows else {
+        guard keptRows != nil else {
             var r = range.lowerBound
             while r < range.upperBound {
                 let tileStart = r - r % Self.tileRows
@@ -133,39 +135,88 @@ public struct BitMatrix: @unchecked Sendable {
             return
         }
         guard !range.isEmpty else { return }
-        for g in range.lowerBound / Self.groupRows...(range.upperBound - 1) / Self.groupRows {
-            let last = min((g + 1) * Self.groupRows, rows, chunk.upperBound) - 1
-            guard range.contains(last) else { continue }
-            let first = groupStart(g), end = groupStart(g + 1)
-            // The group's stored rows inside the chunk.
-            let lo = chunk.lowerBound > g * Self.groupRows ? firstStored(chunk.lowerBound) : first
-            let hi = last + 1 < min((g + 1) * Self.groupRows, rows) ? firstStored(last + 1) : end
-            var start = first + (lo - first) / Self.tileRows * Self.tileRows
-            while start < hi {
-                let height = min(Self.tileRows, end - start)
-                let part = max(start, lo)..<min(start + height, hi)
-                scatterTile(start, height, part, tables, c, coefficient, kept, y)
-                start += height
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.groupRows + 2 * Self.tileRows) { buffer in
+            let sums = buffer.baseAddress!
+            for g in range.lowerBound / Self.groupRows...(range.upperBound - 1) / Self.groupRows {
+                let groupEnd = min((g + 1) * Self.groupRows, rows)
+                let lo = max(range.lowerBound, g * Self.groupRows), hi = min(range.upperBound, groupEnd)
+                let first = groupStart(g), end = groupStart(g + 1)
+                let a = lo == g * Self.groupRows ? first : firstStored(lo)
+                let b = hi == groupEnd ? end : firstStored(hi)
+                guard a < b else { continue }
+                var start = first + (a - first) / Self.tileRows * Self.tileRows
+                while start < b {
+                    let height = min(Self.tileRows, end - start)
+                    tileTerms(start, height, tables, c, coefficient, into: sums + (start - first))
+                    start += height
+                }
+                spread(sums + (a - first), stored: a..<b, baseRows: lo..<hi, into: y)
             }
         }
     }
 
-    /// Adds the stored rows `part` of the tile at `start` (height rows), each into its base row.
+    /// coefficient · α_k · (s_k · x_c) for the stored rows of the tile at `start` (height rows) into `out`.
     @inline(__always)
-    func scatterTile(_ start: Int, _ height: Int, _ part: Range<Int>, _ tables: SignTables.View, _ c: Int,
-                     _ coefficient: Float, _ kept: UnsafePointer<Int32>, _ y: UnsafeMutablePointer<Float>) {
+    func tileTerms(_ start: Int, _ height: Int, _ tables: SignTables.View, _ c: Int, _ coefficient: Float,
+                   into out: UnsafeMutablePointer<Float>) {
         #if AVX2
         if height == Self.tileRows || overreadSafe {
-            let sums = tileSums(signs + start &* rowBytes, height, tables, c)
-            withUnsafeBytes(of: sums) { raw in
+            let (f0, f1, f2, f3) = tileSums(signs + start &* rowBytes, height, tables, c)
+            if height == Self.tileRows && perRowScales {
+                let alpha = UnsafeRawPointer(scales + start)
+                let k = SIMD8<Float>(repeating: coefficient)
+                let o = UnsafeMutableRawPointer(out)
+                o.storeBytes(of: k * alpha.loadUnaligned(as: SIMD8<Float>.self) * unsafeBitCast(f0, to: SIMD8<Float>.self), as: SIMD8<Float>.self)
+                o.storeBytes(of: k * alpha.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self) * unsafeBitCast(f1, to: SIMD8<Float>.self), toByteOffset: 32, as: SIMD8<Float>.self)
+                o.storeBytes(of: k * alpha.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self) * unsafeBitCast(f2, to: SIMD8<Float>.self), toByteOffset: 64, as: SIMD8<Float>.self)
+                o.storeBytes(of: k * alpha.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self) * unsafeBitCast(f3, to: SIMD8<Float>.self), toByteOffset: 96, as: SIMD8<Float>.self)
+                return
+            }
+            withUnsafeBytes(of: (f0, f1, f2, f3)) { raw in
                 let s = raw.assumingMemoryBound(to: Float.self)
-                for k in part { y[Int(kept[k])] += coefficient * scale(k) * s[k &- start] }
+                for i in 0..<height { out[i] = coefficient * scale(start &+ i) * s[i] }
             }
             return
         }
         #endif
-        for k in part { y[Int(kept[k])] += coefficient * scale(k) * signDot(k, tables, c) }
+        for i in 0..<height { out[i] = coefficient * scale(start + i) * signDot(start + i, tables, c) }
     }
+
+    /// y[r] += the terms of the stored rows `stored` (ascending, `terms` in that order) on their
+    /// base rows, which lie in `baseRows`: per eight base rows, their kept bits pick the next
+    /// terms (a permute by a table of prefix counts); a range off the 8-row grid goes row by row.
+    @inline(__always)
+    func spread(_ terms: UnsafePointer<Float>, stored: Range<Int>, baseRows: Range<Int>, into y: UnsafeMutablePointer<Float>) {
+        #if AVX2
+        if let bits = keptBits, baseRows.lowerBound % 8 == 0, baseRows.upperBound % 8 == 0 {
+            let indices = Self.spreadIndices
+            let lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128)
+            var p = 0
+            for o in baseRows.lowerBound / 8..<baseRows.upperBound / 8 {
+                let mask = Int(bits[o])
+                guard mask != 0 else { continue }
+                // Reads up to 7 terms past the last: the buffer has room; they are masked off.
+                let v = UnsafeRawPointer(terms + p).loadUnaligned(as: __m256.self)
+                let picked = _mm256_permutevar8x32_ps(v, UnsafeRawPointer(indices + 8 &* mask).loadUnaligned(as: __m256i.self))
+                let keep = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(Int32(mask)), lane), lane)
+                let out = UnsafeMutableRawPointer(y + 8 &* o)
+                out.storeBytes(of: _mm256_add_ps(out.loadUnaligned(as: __m256.self), _mm256_and_ps(picked, _mm256_castsi256_ps(keep))), as: __m256.self)
+                p &+= mask.nonzeroBitCount
+            }
+            return
+        }
+        #endif
+        for k in stored { y[baseRow(k)] += terms[k - stored.lowerBound] }
+    }
+
+    /// For each byte of kept bits, lane j's index among the kept lanes (how many bits below j are set).
+    nonisolated(unsafe) static let spreadIndices: UnsafePointer<Int32> = {
+        let table = UnsafeMutablePointer<Int32>.allocate(capacity: 256 * 8)
+        for mask in 0..<256 {
+            for j in 0..<8 { table[8 * mask + j] = Int32((mask & ((1 << j) - 1)).nonzeroBitCount) }
+        }
+        return UnsafePointer(table)
+    }()
 
     /// Asks the caches for the signs of `range`'s tiles. Tiles are short streams the hardware
     /// prefetcher catches late; requested before the base rows' product, they arrive meanwhile.

@@ -54,14 +54,14 @@ public enum DeltaMatrix: @unchecked Sendable {
         if case .bits(let b) = self { b.prefetch(rows: rows) }
     }
 
-    /// y[c·ldy + r] += coefficient · (D·x_c)_r for `rows`, one of the consecutive ranges of a
-    /// thread's `chunk` (see `BitMatrix.addProduct`); 1-bit matrices read x's sign tables.
+    /// y[c·ldy + r] += coefficient · (D·x_c)_r for `rows` (a thread's chunk, see
+    /// `BitMatrix.addProduct`); 1-bit matrices read x's sign tables.
     @inline(__always)
     public func addProduct(_ x: QuantizedActivations, _ tables: SignTables.View, column c: Int, coefficient: Float,
-                           rows: Range<Int>, chunk: Range<Int>, into y: UnsafeMutablePointer<Float>, ldy: Int) {
+                           rows: Range<Int>, into y: UnsafeMutablePointer<Float>, ldy: Int) {
         switch self {
         case .bits(let b):
-            b.addProduct(tables, column: c, coefficient: coefficient, rows: rows, chunk: chunk, into: y, ldy: ldy)
+            b.addProduct(tables, column: c, coefficient: coefficient, rows: rows, into: y, ldy: ldy)
         case .dense(let w):
             guard let packed = w.interleaved else {
                 for r in rows { y[c &* ldy &+ r] += coefficient * w.dot(r, x, c) }

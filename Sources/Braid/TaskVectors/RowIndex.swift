@@ -7,6 +7,8 @@ public final class RowIndex: @unchecked Sendable {
     public let rows: UnsafePointer<Int32>
     public let count: Int
     let groupStarts: UnsafePointer<Int32>
+    /// Bit r of byte r/8 set where row r is kept (the kernels expand a group's sums with it).
+    let bits: UnsafePointer<UInt8>
 
     /// `kept` must rise strictly and lie in 0..<baseRows.
     public init(_ kept: [Int32], baseRows: Int) throws {
@@ -26,9 +28,12 @@ public final class RowIndex: @unchecked Sendable {
             while k < kept.count && Int(kept[k]) < g * BitMatrix.groupRows { k += 1 }
             starts[g] = Int32(k)
         }
+        let bits = UnsafeMutablePointer<UInt8>.allocate(capacity: Self.bitmapBytes(baseRows))
+        bits.initialize(from: Self.bitmap(kept, baseRows: baseRows), count: Self.bitmapBytes(baseRows))
         self.rows = UnsafePointer(rows)
         count = kept.count
         groupStarts = UnsafePointer(starts)
+        self.bits = UnsafePointer(bits)
     }
 
     /// From a file's bitmap of `baseRows` bits; bits past the last row must be clear.
@@ -62,5 +67,6 @@ public final class RowIndex: @unchecked Sendable {
     deinit {
         rows.deallocate()
         groupStarts.deallocate()
+        bits.deallocate()
     }
 }
