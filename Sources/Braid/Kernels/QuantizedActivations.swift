@@ -46,24 +46,40 @@ public final class QuantizedActivations: @unchecked Sendable {
 
     /// Quantises `columns` vectors stored one after another (stride `width`) at `x`.
     public func quantize(_ x: UnsafePointer<Float>, columns: Int) {
+        begin(x, columns: columns)
+        for c in 0..<columns { quantizeColumn(c) }
+    }
+
+    /// Names the float columns that `quantizeColumn` and `buildSignTables` then read (the
+    /// columns may be written between this call and those).
+    public func begin(_ x: UnsafePointer<Float>, columns: Int) {
         precondition(columns <= capacity)
         self.columns = columns
         floats = x
-        for c in 0..<columns {
-            for b in 0..<blocksPerColumn {
-                let i = c * blocksPerColumn + b
-                let (d, sum) = Self.quantizeBlock(x + c * width + b * 32, into: qs + c * width + b * 32)
-                scales[i] = Float(Float16(d))
-                sums[i] = Float(Float16(d * Float(sum)))
-                exactSums[i] = scales[i] * Float(sum)
-            }
+    }
+
+    /// Quantises column `c` of the floats named by `begin` (columns are independent: threads
+    /// may take different ones).
+    public func quantizeColumn(_ c: Int) {
+        let x = floats!
+        for b in 0..<blocksPerColumn {
+            let i = c * blocksPerColumn + b
+            let (d, sum) = Self.quantizeBlock(x + c * width + b * 32, into: qs + c * width + b * 32)
+            scales[i] = Float(Float16(d))
+            sums[i] = Float(Float16(d * Float(sum)))
+            exactSums[i] = scales[i] * Float(sum)
         }
     }
 
     /// Builds `signTables` for every column of the last `quantize` (before 1-bit products).
     public func buildSignTables() {
+        for c in 0..<columns { buildSignTables(column: c) }
+    }
+
+    /// Builds `signTables` for column `c` of the floats named by `begin`.
+    public func buildSignTables(column c: Int) {
         guard let x = floats else { return }
-        for c in 0..<columns { signTables.build(x + c * width, column: c) }
+        signTables.build(x + c * width, column: c)
     }
 
     /// Column `c` as floats q·d (what the integer kernels effectively multiply).

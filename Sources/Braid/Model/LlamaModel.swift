@@ -150,9 +150,8 @@ public final class LlamaModel: @unchecked Sendable {
 
         for (l, w) in weights.layers.prefix(layers ?? weights.layers.count).enumerated() {
             // attention
-            norm(x, w.attnNorm, batch, 2 * l, { $0.attnNorm[l] }, into: xb)
+            prepare(s.xq, xb, n, tables: !routed.isEmpty) { i in norm(x, w.attnNorm, batch[i], i, 2 * l, { $0.attnNorm[l] }, into: xb) }
             observer?(l, 0, xb, n)
-            s.xq.quantize(xb, columns: n)
             project([(w.q, s.q, qd, 0), (w.k, s.k, kvd, 1), (w.v, s.v, kvd, 2)], s.xq, layer: l, routed: routed)
             for i in 0..<n {
                 Ops.rope(s.q + i * qd, heads: c.headCount, headDim: c.headDim, ropeDims: c.ropeDimensions, position: positions[i], base: c.ropeFreqBase)
@@ -174,18 +173,16 @@ public final class LlamaModel: @unchecked Sendable {
                 }
             }
             observer?(l, 1, s.att, n)
-            s.attq.quantize(s.att, columns: n)
+            prepare(s.attq, s.att, n, tables: !routed.isEmpty) { _ in }
             project([(w.o, s.tmp, d, 3)], s.attq, layer: l, routed: routed)
             Ops.add(x, s.tmp, count: n * d)
 
             // feed-forward
-            norm(x, w.ffnNorm, batch, 2 * l + 1, { $0.ffnNorm[l] }, into: xb)
+            prepare(s.xq, xb, n, tables: !routed.isEmpty) { i in norm(x, w.ffnNorm, batch[i], i, 2 * l + 1, { $0.ffnNorm[l] }, into: xb) }
             observer?(l, 2, xb, n)
-            s.xq.quantize(xb, columns: n)
             project([(w.gate, s.gate, ff, 4), (w.up, s.up, ff, 5)], s.xq, layer: l, routed: routed)
-            Ops.swiglu(s.gate, s.up, count: n * ff)
+            prepare(s.hq, s.gate, n, tables: !routed.isEmpty) { i in Ops.swiglu(s.gate + i * ff, s.up + i * ff, count: ff) }
             observer?(l, 3, s.gate, n)
-            s.hq.quantize(s.gate, columns: n)
             project([(w.down, s.tmp, d, 6)], s.hq, layer: l, routed: routed)
             Ops.add(x, s.tmp, count: n * d)
         }
@@ -207,21 +204,42 @@ public final class LlamaModel: @unchecked Sendable {
         if head { self.head(columns: outputs.count) }
     }
 
-    /// RMS norm of every column, with the column's route's norm deltas applied.
+    /// RMS norm of column `i`, with its route's norm deltas applied.
     @inline(__always)
-    private func norm(_ x: UnsafeMutablePointer<Float>, _ base: [Float], _ batch: [BatchEntry], _ key: Int,
+    private func norm(_ x: UnsafeMutablePointer<Float>, _ base: [Float], _ e: BatchEntry, _ i: Int, _ key: Int,
                       _ delta: (TaskVector) -> [Float]?, into out: UnsafeMutablePointer<Float>) {
         let d = config.embeddingLength
-        for (i, e) in batch.enumerated() {
-            let weight = e.route.isBase ? base : (e.route.norm(key, base, delta) ?? base)
-            Ops.rmsNorm(x + i * d, weight: weight, eps: config.rmsEpsilon, into: out + i * d, count: d)
+        let weight = e.route.isBase ? base : (e.route.norm(key, base, delta) ?? base)
+        Ops.rmsNorm(x + i * d, weight: weight, eps: config.rmsEpsilon, into: out + i * d, count: d)
+    }
+
+    /// Makes the input of the next projections: `fill(i)` writes column i of `input`, which is
+    /// then quantised into `q`, with its sign tables where task terms will read them. Columns
+    /// are independent, so with several the threads share them (a decode batch's per-column
+    /// work would otherwise run on one core while the others wait).
+    @inline(__always)
+    private func prepare(_ q: QuantizedActivations, _ input: UnsafeMutablePointer<Float>, _ n: Int, tables: Bool, _ fill: (Int) -> Void) {
+        q.begin(input, columns: n)
+        @inline(__always) func make(_ i: Int) {
+            fill(i)
+            q.quantizeColumn(i)
+            if tables { q.buildSignTables(column: i) }
+        }
+        let threads = pool.threadCount
+        guard n > 1, threads > 1 else {
+            for i in 0..<n { make(i) }
+            return
+        }
+        pool.run { t in
+            for i in ThreadPool.slice(n, t, threads) { make(i) }
         }
     }
 
     static let chunkTiles = 8
 
-    /// y = W0·x + Σ c_k·D_k·x for several matrices sharing one input, their rows claimed in
-    /// chunks by the threads; each routed column adds its own task terms to the rows just made.
+    /// y = W0·x + Σ c_k·D_k·x for several matrices sharing one input (quantised, with sign
+    /// tables when `routed` is not empty: `prepare`), their rows claimed in chunks by the
+    /// threads; each routed column adds its own task terms to the rows just made.
     @inline(__always)
     private func project(_ jobs: [(WeightMatrix, UnsafeMutablePointer<Float>, Int, Int)], _ x: QuantizedActivations,
                          layer: Int, routed: [(TaskVector, [(Int, Float)])]) {
@@ -239,7 +257,6 @@ public final class LlamaModel: @unchecked Sendable {
         if dropsRows && chunkCount > pool.threadCount {
             grain = (grain + BitMatrix.groupRows - 1) / BitMatrix.groupRows * BitMatrix.groupRows
         }
-        if !routed.isEmpty { x.buildSignTables() }
         // Chunks never straddle two matrices: each matrix's rows start on a chunk boundary.
         var starts: [Int] = []
         var chunkStart = 0
