@@ -22,6 +22,11 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(
@@ -36,9 +41,24 @@ let package = Package(
             dependencies: ["COpenBLAS", "CPrefetch", .product(name: "Yams", package: "Yams")],
             swiftSettings: simdFlags
         ),
+        // HTTP lives here, so the Braid library stays free of it.
+        .target(
+            name: "BraidServer",
+            dependencies: [
+                "Braid",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            resources: [.copy("Web/index.html")],
+            swiftSettings: simdFlags
+        ),
         .executableTarget(
             name: "BraidCLI",
-            dependencies: ["Braid", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Braid", "BraidServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: simdFlags
         ),
         .testTarget(

@@ -39,14 +39,15 @@ public struct Sampler: Sendable {
             }
             return best
         }
-        candidates.removeAll(keepingCapacity: true)
-        for i in 0..<logits.count { candidates.append(TokenCandidate(id: Int32(i), logit: logits[i])) }
-        if p.repeatPenalty != 1 {
-            for id in Set(recent) where Int(id) < candidates.count {
-                candidates[Int(id)].logit = Self.penalize(candidates[Int(id)].logit, p.repeatPenalty)
-            }
+        let penalized = p.repeatPenalty == 1 ? [] : Set(recent).filter { Int($0) < logits.count && $0 >= 0 }.sorted()
+        if p.topK > 0 && p.topK < logits.count {
+            Self.selectTopK(logits, p.topK, penalized: penalized, penalty: p.repeatPenalty, into: &candidates)
+        } else {
+            candidates.removeAll(keepingCapacity: true)
+            for i in 0..<logits.count { candidates.append(TokenCandidate(id: Int32(i), logit: logits[i])) }
+            for id in penalized { candidates[Int(id)].logit = Self.penalize(candidates[Int(id)].logit, p.repeatPenalty) }
+            Self.topK(&candidates, 0)
         }
-        Self.topK(&candidates, p.topK)
         Self.topP(&candidates, p.topP)
         Self.minP(&candidates, p.minP)
         Self.temperature(&candidates, p.temperature)
@@ -55,6 +56,46 @@ public struct Sampler: Sendable {
 
     static func penalize(_ logit: Float, _ penalty: Float) -> Float {
         logit > 0 ? logit / penalty : logit * penalty
+    }
+
+    /// The k largest logits (penalised ones with their penalty), sorted descending, in one pass
+    /// over the vocabulary with a k-entry min-heap: a logit only costs a compare unless it beats
+    /// the heap's smallest, so sampling stays a small part of a decode step.
+    public static func selectTopK(_ logits: UnsafeBufferPointer<Float>, _ k: Int, penalized: [Int32], penalty: Float,
+                           into heap: inout [TokenCandidate]) {
+        heap.removeAll(keepingCapacity: true)
+        func push(_ t: TokenCandidate) {
+            if heap.count < k {
+                heap.append(t)
+                var i = heap.count - 1
+                while i > 0 {
+                    let parent = (i - 1) / 2
+                    guard heap[i].logit < heap[parent].logit else { break }
+                    heap.swapAt(i, parent)
+                    i = parent
+                }
+            } else if t.logit > heap[0].logit {
+                heap[0] = t
+                var i = 0
+                while true {
+                    let l = 2 * i + 1, r = l + 1
+                    var m = i
+                    if l < k && heap[l].logit < heap[m].logit { m = l }
+                    if r < k && heap[r].logit < heap[m].logit { m = r }
+                    if m == i { break }
+                    heap.swapAt(i, m)
+                    i = m
+                }
+            }
+        }
+        var floor = -Float.infinity
+        for i in 0..<logits.count where logits[i] > floor || heap.count < k {
+            if !penalized.isEmpty && penalized.contains(Int32(i)) { continue }
+            push(TokenCandidate(id: Int32(i), logit: logits[i]))
+            if heap.count == k { floor = heap[0].logit }
+        }
+        for id in penalized { push(TokenCandidate(id: id, logit: Self.penalize(logits[Int(id)], penalty))) }
+        heap.sort { $0.logit > $1.logit }
     }
 
     /// Keeps the k largest logits, sorted descending (k = 0 keeps all, sorted).

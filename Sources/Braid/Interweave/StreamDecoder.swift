@@ -250,7 +250,7 @@ public final class StreamDecoder: @unchecked Sendable {
         return g
     }
 
-    static func logSumExp(_ x: UnsafeBufferPointer<Float>) -> Float {
+    public static func logSumExp(_ x: UnsafeBufferPointer<Float>) -> Float {
         let top = x.max()!
         var s: Float = 0
         for v in x { s += expf(v - top) }
