@@ -60,3 +60,20 @@ struct SamplerTests {
         #expect(throws: BraidError.self) { try SamplingParameters(topP: 0).validate() }
     }
 }
+
+/// The heap selection the sampler uses equals sorting the whole vocabulary.
+struct TopKSelectionTests {
+    @Test func heapSelectionEqualsAFullSort() {
+        var rng = Xoshiro256(seed: 7)
+        for k in [1, 5, 40, 200] {
+            let logits = (0..<5000).map { _ in Float(rng.nextUnit() * 20 - 10) }
+            let penalized: [Int32] = [3, 17, 4999]
+            var sorted = logits.enumerated().map { TokenCandidate(id: Int32($0.offset), logit: $0.element) }
+            for id in penalized { sorted[Int(id)].logit = sorted[Int(id)].logit > 0 ? sorted[Int(id)].logit / 1.3 : sorted[Int(id)].logit * 1.3 }
+            Sampler.topK(&sorted, k)
+            var heap: [TokenCandidate] = []
+            logits.withUnsafeBufferPointer { Sampler.selectTopK($0, k, penalized: penalized, penalty: 1.3, into: &heap) }
+            #expect(heap.map(\.id) == sorted.map(\.id), "k = \(k)")
+        }
+    }
+}

@@ -58,6 +58,8 @@ public final class ServingEngine: @unchecked Sendable {
         var catalog: TaskCatalog
         var accepting = true
         var stopped = false
+        /// The engine thread has returned (or was never started).
+        var exited = true
         var snapshot = Snapshot()
     }
 
@@ -147,8 +149,10 @@ public final class ServingEngine: @unchecked Sendable {
     // MARK: - Lifecycle
 
     public func start() {
+        shared.withLock { $0.exited = false }
         let t = Thread { [self] in
             loop()
+            shared.withLock { $0.exited = true }
             finishedRunning.signal()
         }
         t.name = "braid-engine"
@@ -160,10 +164,12 @@ public final class ServingEngine: @unchecked Sendable {
     /// Takes no new requests; those queued and running finish. Returns when the engine is idle
     /// or after `timeout` seconds (then what still runs is cancelled).
     public func drain(timeout: Double) {
-        shared.withLock {
+        let running = shared.withLock {
             $0.accepting = false
             $0.stopped = true
+            return !$0.exited
         }
+        guard running else { return }
         signal()
         if finishedRunning.wait(timeout: .now() + timeout) == .timedOut {
             shared.withLock { $0.cancelAll = true }
@@ -228,8 +234,8 @@ public final class ServingEngine: @unchecked Sendable {
             }
             for s in active where cancelled.contains(s.id) || (s.request.deadline.map { $0 < now } ?? false) {
                 if cancelled.contains(s.id) {
-                    s.events(.failed(.cancelled))
                     release(s, failed: true)
+                    s.events(.failed(.cancelled))
                 } else {
                     finish(s, .length)
                 }
@@ -297,8 +303,8 @@ public final class ServingEngine: @unchecked Sendable {
                 tokens += try group[0].decoder.gate == nil ? stepSingle(group) : stepInterweaved(group)
             } catch {
                 for s in group where active.contains(where: { $0 === s }) {
-                    s.events(.failed(.invalid("\(error)")))
                     release(s, failed: true)
+                    s.events(.failed(.invalid("\(error)")))
                 }
             }
         }
@@ -384,10 +390,10 @@ public final class ServingEngine: @unchecked Sendable {
             if !rest.isEmpty { s.events(.text(rest, nil)) }
         }
         let now = DispatchTime.now().uptimeNanoseconds
+        release(s, failed: false)
         s.events(.finished(reason, ServingUsage(
             promptTokens: s.request.prompt.count, completionTokens: s.generated,
             firstTokenSeconds: Double((s.firstToken ?? now) - s.admitted) / 1e9, totalSeconds: Double(now - s.admitted) / 1e9)))
-        release(s, failed: false)
     }
 
     private func release(_ s: ActiveSequence, failed: Bool) {

@@ -1,0 +1,124 @@
+"""Fixtures of the OpenAI-API tests of `braid serve`.
+
+With BRAID_URL set (e.g. http://127.0.0.1:8080/v1) the tests run against that server; give its keys
+in BRAID_API_KEY / BRAID_ADMIN_KEY (tests that need a key the server does not enforce are skipped).
+
+Without BRAID_URL this file starts `.build/release/braid serve` itself on a free loopback port
+(BRAID_TEST_PORT picks the port) with --api-key test-key and --admin-key admin-key, waits for
+/health, points BRAID_URL at it, and at the end stops it with SIGTERM and checks that it exits 0.
+BRAID_BIN overrides the binary (default: .build/release/braid of this checkout).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+API_KEY = "test-key"
+ADMIN_KEY = "admin-key"
+DEFAULT_URL = "http://127.0.0.1:8080/v1"
+
+
+@dataclass
+class Server:
+    api_url: str  # …/v1
+    base_url: str  # scheme://host:port
+    api_key: str | None  # None: unknown / not enforced
+    admin_key: str | None
+    managed: bool  # started by this conftest
+    binary: Path
+
+    def headers(self, key: str | None = "default") -> dict[str, str]:
+        key = self.api_key if key == "default" else key
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def _free_port() -> int:
+    if os.environ.get("BRAID_TEST_PORT"):
+        return int(os.environ["BRAID_TEST_PORT"])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tail(path: Path, n: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def _wait_ready(base: str, proc: subprocess.Popen | None, log: Path | None, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"braid serve exited with {proc.returncode} before it was ready:\n{_tail(log)}")
+        try:
+            r = httpx.get(f"{base}/health", timeout=5)
+            last = f"{r.status_code} {r.text}"
+            if r.status_code == 200 and r.json().get("status") == "ok":
+                return
+        except httpx.HTTPError as e:
+            last = repr(e)
+        time.sleep(0.25)
+    raise RuntimeError(f"braid serve at {base} not ready after {timeout:.0f} s (last: {last})\n{_tail(log) if log else ''}")
+
+
+@pytest.fixture(scope="session")
+def server():
+    binary = Path(os.environ.get("BRAID_BIN", ROOT / ".build/release/braid"))
+    url = os.environ.get("BRAID_URL")
+    if url:
+        url = url.rstrip("/")
+        base = url[: -len("/v1")] if url.endswith("/v1") else url
+        _wait_ready(base, None, None, timeout=30)
+        yield Server(api_url=url, base_url=base, api_key=os.environ.get("BRAID_API_KEY"),
+                     admin_key=os.environ.get("BRAID_ADMIN_KEY"), managed=False, binary=binary)
+        return
+
+    if not binary.exists():
+        pytest.exit(f"{binary} not found: build it (swift build -c release) or set BRAID_URL", returncode=2)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = Path(tempfile.mkstemp(prefix="braid-serve-", suffix=".log")[1])
+    env = {k: v for k, v in os.environ.items() if k not in ("BRAID_API_KEY", "BRAID_ADMIN_KEY")}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(binary), "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--api-key", API_KEY, "--admin-key", ADMIN_KEY],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        _wait_ready(base, proc, log)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    os.environ["BRAID_URL"] = f"{base}/v1"
+    os.environ["BRAID_API_KEY"] = API_KEY
+    os.environ["BRAID_ADMIN_KEY"] = ADMIN_KEY
+    try:
+        yield Server(api_url=f"{base}/v1", base_url=base, api_key=API_KEY, admin_key=ADMIN_KEY, managed=True, binary=binary)
+    finally:
+        for name in ("BRAID_URL", "BRAID_API_KEY", "BRAID_ADMIN_KEY"):
+            os.environ.pop(name, None)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                pytest.fail(f"braid serve did not exit within 60 s of SIGTERM:\n{_tail(log)}")
+        assert proc.returncode == 0, f"braid serve exited with {proc.returncode} after SIGTERM:\n{_tail(log)}"
+        log.unlink(missing_ok=True)
