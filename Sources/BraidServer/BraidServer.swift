@@ -187,8 +187,7 @@ public final class BraidServer: Sendable {
     }
 
     /// The request body as JSON of type T, or a 400/413 that says what is wrong.
-    func decodeBody<T: Decodable>(_ request: Request, as: T.Type) async throws -> T {
-        var request = request
+    func decodeBody<T: Decodable>(_ request: inout Request, as: T.Type) async throws -> T {
         let buffer = try await request.collectBody(upTo: configuration.maxBody)
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))

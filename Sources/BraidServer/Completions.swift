@@ -7,7 +7,12 @@ import NIOCore
 /// The engine's events for one request, read in order by one task.
 final class EventReader: @unchecked Sendable {
     private var iterator: AsyncStream<ServingEvent>.Iterator
-    init(_ stream: AsyncStream<ServingEvent>) { iterator = stream.makeAsyncIterator() }
+    /// Stops the request at the engine's next step (the client went away).
+    let cancel: @Sendable () -> Void
+    init(_ stream: AsyncStream<ServingEvent>, cancel: @escaping @Sendable () -> Void) {
+        iterator = stream.makeAsyncIterator()
+        self.cancel = cancel
+    }
     func next() async -> ServingEvent? { await iterator.next() }
 }
 
@@ -31,7 +36,7 @@ extension BraidServer {
         continuation.onTermination = { reason in
             if case .cancelled = reason { engine.cancel(id) }
         }
-        return EventReader(stream)
+        return EventReader(stream, cancel: { engine.cancel(id) })
     }
 
     /// Waits for the route (or the refusal) before any header is sent.
@@ -44,7 +49,8 @@ extension BraidServer {
     }
 
     func chatCompletion(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let body = try await decodeBody(request, as: ChatCompletionRequest.self)
+        var request = request
+        let body = try await decodeBody(&request, as: ChatCompletionRequest.self)
         let s = try ready()
         let r = try translation(s).chat(body)
         let reader = try submit(r, to: s.engine)
@@ -91,6 +97,14 @@ extension BraidServer {
                 try await writer.finish(nil)
             })
         }
+        return try await request.body.consumeWithInboundCloseHandler({ _ in
+            try await self.chatAnswer(reader, report: report, id: id, created: created, model: model, headers: headers, wantsLogprobs: wantsLogprobs)
+        }, onInboundClosed: reader.cancel)
+    }
+
+    /// The whole answer of a non-streamed chat request.
+    private func chatAnswer(_ reader: EventReader, report: RouteReport, id: String, created: Int, model: String, headers: HTTPFields,
+                            wantsLogprobs: Bool) async throws -> Response {
         var text = ""
         var logprobs: [LogprobContent] = []
         while let event = await reader.next() {
@@ -117,7 +131,8 @@ extension BraidServer {
     }
 
     func textCompletion(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let body = try await decodeBody(request, as: CompletionRequest.self)
+        var request = request
+        let body = try await decodeBody(&request, as: CompletionRequest.self)
         let s = try ready()
         let r = try translation(s).completion(body)
         let reader = try submit(r, to: s.engine)
@@ -159,6 +174,16 @@ extension BraidServer {
                 try await writer.finish(nil)
             })
         }
+        let wantsLogprobs = r.logprobs != nil
+        return try await request.body.consumeWithInboundCloseHandler({ _ in
+            try await self.completionAnswer(reader, report: report, id: id, created: created, model: model, headers: headers, wantsLogprobs: wantsLogprobs)
+        }, onInboundClosed: reader.cancel)
+    }
+
+    /// The whole answer of a non-streamed text completion.
+    private func completionAnswer(_ reader: EventReader, report: RouteReport, id: String, created: Int, model: String, headers: HTTPFields,
+                                  wantsLogprobs: Bool) async throws -> Response {
+        let info = BraidInfo(route: RouteInfo(report), interweave: report.interweave)
         var text = ""
         var lps: [TokenLogprob] = []
         while let event = await reader.next() {
@@ -172,7 +197,7 @@ extension BraidServer {
                 var final = info
                 final.timings = Self.timings(usage)
                 var logprobs: CompletionLogprobs?
-                if r.logprobs != nil {
+                if wantsLogprobs {
                     var offset = 0
                     var offsets: [Int] = []
                     for l in lps { offsets.append(offset); offset += String(decoding: l.bytes, as: UTF8.self).count }

@@ -51,11 +51,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _tail(path: Path, n: int = 40) -> str:
+def _tail(path: Path | None, n: int = 30) -> str:
+    """The end of the server's log, with any crash report's first lines."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+        lines = path.read_text(errors="replace").splitlines() if path else []
     except OSError:
         return ""
+    crash = [i for i, line in enumerate(lines) if "Fatal error" in line or "Could not cast" in line or "Program crashed" in line]
+    if crash:
+        return "\n".join(lines[max(0, crash[0] - 5): crash[0] + 12])
+    return "\n".join(lines[-n:])
 
 
 def _wait_ready(base: str, proc: subprocess.Popen | None, log: Path | None, timeout: float = 180) -> None:

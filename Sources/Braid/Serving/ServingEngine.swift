@@ -481,7 +481,8 @@ public final class ServingEngine: @unchecked Sendable {
         } else if pinned == nil, r.route != .none {
             modeName = "none"  // no router: the base answers
         }
-        let report = RouteReport(mode: modeName, label: route.label,
+        let label = route.terms.map { $0.coefficient == 1 ? $0.vector.name : $0.vector.name + String(format: ":%.3g", $0.coefficient) }.joined(separator: "+")
+        let report = RouteReport(mode: modeName, label: route.isBase ? "base" : label,
                                  coefficients: Dictionary(route.terms.map { ($0.vector.name, $0.coefficient) }, uniquingKeysWith: +),
                                  probabilities: probabilities, routingMilliseconds: milliseconds, routingLayers: layers,
                                  interweave: interweave)

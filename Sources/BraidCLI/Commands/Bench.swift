@@ -21,6 +21,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Also decode this many sequences, each routed to a different task vector of --task-dir (cycled), together and one after another (tgN each), alternating; 0: skip.")
     var mixedBatch: Int = 0
 
+    @Flag(help: "Also time sampling a token (greedy; temperature 0.8 with top-k 40, top-p 0.95, min-p 0.05; the same with top-k off) against a decode step.")
+    var sampling = false
+
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
@@ -48,11 +51,13 @@ struct Bench: ParsableCommand {
         }
         let name = URL(fileURLWithPath: modelOptions.model).lastPathComponent
         let size = MemoryReport.mib(model.gguf.map.bytes.count)
+        var decodeMedian = 0.0
         for test in tests {
             var medians: [Double] = []
             for bench in benches {
                 let r = try bench.run(test, repetitions: repetitions)
                 medians.append(r.median)
+                if case .generate = test, bench.interweave == nil { decodeMedian = r.median }
                 let mode = bench.interweave?.label ?? "off"
                 if json {
                     rows.append(["model": name, "route": route.label, "interweave": mode, "threads": model.pool.threadCount, "test": test.description,
@@ -84,6 +89,18 @@ struct Bench: ParsableCommand {
             printError(String(format: "batch %d with %d routes: %.2f× the tokens/s of one sequence at a time (median of %d alternated pairs)",
                               mixedBatch, min(mixedBatch, vectors.count), ratios[ratios.count / 2], ratios.count))
         }
+        if sampling {
+            guard decodeMedian > 0 else { throw ValidationError("--sampling needs --n-gen > 0") }
+            let step = 1 / decodeMedian
+            for (label, micro) in try Self.samplingCost(model) {
+                let share = micro / 1e6 / (step + micro / 1e6)
+                if json {
+                    rows.append(["model": name, "test": "sample " + label, "microseconds": micro, "share_of_step": share])
+                } else {
+                    printError(String(format: "sampling, %@: %.1f µs a token, %.2f%% of a decode step (%.2f ms)", label, micro, 100 * share, step * 1000))
+                }
+            }
+        }
         let mem = MemoryReport.current()
         if json {
             let out: [String: Any] = ["results": rows, "peak_rss_bytes": mem.peakRSS, "weights_bytes_per_token": model.weights.bytesPerToken]
@@ -99,4 +116,24 @@ struct Bench: ParsableCommand {
             }
         }
     }
+
+    /// Microseconds to sample one token from real next-token logits, per sampler setting.
+    static func samplingCost(_ model: LlamaModel) throws -> [(String, Double)] {
+        let tokenizer = try BPETokenizer(gguf: model.gguf)
+        let cache = model.makeCache(capacity: 64)
+        let logits = Array(try model.prefill(tokenizer.encode(ChatTemplate().render([.user("Write a story about a dragon.")])), cache: cache))
+        let settings: [(String, SamplingParameters)] = [
+            ("greedy", .greedy),
+            ("temp 0.8 top-k 40", SamplingParameters(temperature: 0.8, seed: 1)),
+            ("temp 0.8 top-k off (sorts the vocabulary)", SamplingParameters(temperature: 0.8, topK: 0, seed: 1)),
+        ]
+        return settings.map { label, p in
+            var sampler = Sampler(p)
+            let n = 500
+            let start = DispatchTime.now().uptimeNanoseconds
+            logits.withUnsafeBufferPointer { for _ in 0..<n { _ = sampler.sample($0, history: []) } }
+            return (label, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e3 / Double(n))
+        }
+    }
 }
+
