@@ -454,10 +454,10 @@ def main():
         "leftover_processes": leftovers,
         "haproxy_log_lines": len(hlog),
     })
-    print(json.dumps(summary, indent=2))
     if summary["passed"] and not args.keep:
         shutil.rmtree(cdir, ignore_errors=True)
-        summary["cluster_dir"] = None
+        summary["cluster_dir"] = None  # logs are kept (and named here) when a check fails
+    print(json.dumps(summary, indent=2))
     return 0 if summary["passed"] else 1
 
 

@@ -48,6 +48,7 @@ import os
 import schemathesis
 
 CAP = 8
+API_KEY = os.environ.get("BRAID_API_KEY")
 ADMIN_KEY = os.environ.get("BRAID_ADMIN_KEY")
 
 
@@ -67,8 +68,11 @@ def map_case(context, case):
         _cap(body, "max_completion_tokens")
         if path == "/v1/chat/completions" and "max_tokens" not in body and "max_completion_tokens" not in body:
             body["max_tokens"] = CAP
-    if path == "/admin/reload" and ADMIN_KEY:
-        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {ADMIN_KEY}"}
+    # The admin endpoint takes the admin key, the others the API key (a global --header would
+    # override one of them).
+    key = ADMIN_KEY if path == "/admin/reload" else API_KEY
+    if key:
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {key}"}
     return case
 EOF
 
@@ -83,9 +87,6 @@ args=(
     --suppress-health-check too_slow,filter_too_much
     --no-color
 )
-if [[ -n "${BRAID_API_KEY:-}" ]]; then
-    args+=(--header "Authorization: Bearer $BRAID_API_KEY")
-fi
 if [[ -z "${BRAID_ADMIN_KEY:-}" ]]; then
     args+=(--exclude-path /admin/reload)
 fi
@@ -94,5 +95,6 @@ args+=(${SCHEMATHESIS_ARGS:-})
 
 cd "$work"
 rc=0
+export BRAID_API_KEY="${BRAID_API_KEY:-}" BRAID_ADMIN_KEY="${BRAID_ADMIN_KEY:-}"
 PYTHONPATH="$work${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=braid_hooks "$st" "${args[@]}" || rc=$?
 exit "$rc"

@@ -238,6 +238,7 @@ def chat(client, args, prompt, stream):
             data = line[5:].strip()
             if data == "[DONE]":
                 got_done = True
+                resp.read()  # the chunked terminator, so a kept-alive connection can be reused
                 break
             lines.append(data)
             try:
@@ -450,7 +451,7 @@ def main():
         "rss_after_requests": rss["after_count"],
         "rss_final": rss_final,
         "rss_ratio": rnd(ratio, 4),
-        "rss_samples": rss["samples"],
+        "rss_samples_mib": " ".join(f"{k}:{v / 2**20:.1f}" if v else f"{k}:?" for k, v in rss["samples"]),
         "max_tokens": args.max_tokens,
         "seed": args.seed,
     }

@@ -240,15 +240,30 @@ struct EngineService: Service {
         server.install(loaded)
         server.logger.info("ready: \(loaded.modelName), tasks \(loaded.engine.currentCatalog.names)")
         let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let stops = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let timeout = server.configuration.drainTimeout
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await _ in hangups.cancelOnGracefulShutdown() {
                     do { _ = try await server.reload() } catch { server.logger.error("reload failed: \(error)") }
                 }
             }
-            await group.waitForAll()
+            // The HTTP server drains first (it stops listening and waits for its requests); past
+            // --drain-timeout whatever still runs is cancelled, so those requests end and it can stop.
+            group.addTask {
+                for await _ in stops {
+                    server.logger.info("draining: up to \(timeout) s for the requests in flight")
+                    try? await Task.sleep(for: .seconds(timeout))
+                    if !Task.isCancelled {
+                        server.logger.warning("drain timeout: cancelling what still runs")
+                        loaded.engine.cancelAll()
+                    }
+                    break
+                }
+            }
+            await group.next()
+            group.cancelAll()
         }
-        let timeout = server.configuration.drainTimeout
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             Thread {
                 loaded.engine.drain(timeout: timeout)

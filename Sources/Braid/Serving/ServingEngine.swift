@@ -172,10 +172,18 @@ public final class ServingEngine: @unchecked Sendable {
         guard running else { return }
         signal()
         if finishedRunning.wait(timeout: .now() + timeout) == .timedOut {
-            shared.withLock { $0.cancelAll = true }
-            signal()
+            cancelAll()
             _ = finishedRunning.wait(timeout: .now() + 5)
         }
+    }
+
+    /// Takes no new requests and cancels every queued and running one at the next step.
+    public func cancelAll() {
+        shared.withLock {
+            $0.accepting = false
+            $0.cancelAll = true
+        }
+        signal()
     }
 
     private func signal() {
@@ -214,6 +222,7 @@ public final class ServingEngine: @unchecked Sendable {
                 if s.cancelAll {
                     cancelled.formUnion(s.queue.map(\.id))
                     cancelled.formUnion(active.map(\.id))
+                    s.cancelAll = false  // new requests are refused from now on
                 }
                 // Cancelled or expired while waiting: answered now, never started.
                 var kept: [Pending] = []

@@ -137,34 +137,56 @@ public final class BPETokenizer: @unchecked Sendable {
                 continue
             }
             let ids = bpe(key)
-            cache.withLock {
-                if $0.count > 100_000 { $0.removeAll(keepingCapacity: true) }
-                $0[key] = ids
+            // Bounded: at most 100,000 pieces of at most 64 bytes (longer words are rare and would pin memory).
+            if key.count <= 64 {
+                cache.withLock {
+                    if $0.count >= 100_000 { $0.removeAll(keepingCapacity: true) }
+                    $0[key] = ids
+                }
             }
             out.append(contentsOf: ids)
         }
     }
 
-    /// Merges the lowest-ranked adjacent pair (leftmost on ties) until none is left.
+    /// Merges the lowest-ranked adjacent pair (leftmost on ties) until none is left, in
+    /// O(n log n): the symbols form a linked list, candidate pairs wait in a min-heap keyed by
+    /// (rank, position), and an entry whose pair has changed since it was pushed is skipped
+    /// (ranks are unique per pair, so a pair with the same rank is the same pair).
     private func bpe(_ bytes: [UInt8]) -> [Int32] {
         var symbols = bytes.map { byteTokens[Int($0)] }
-        while symbols.count > 1 {
-            var best = -1
-            var bestRank = Int32.max
-            var bestID: Int32 = 0
-            for k in 0..<symbols.count - 1 {
-                let key = UInt64(UInt32(bitPattern: symbols[k])) << 32 | UInt64(UInt32(bitPattern: symbols[k + 1]))
-                if let m = merges[key], m.rank < bestRank {
-                    bestRank = m.rank
-                    best = k
-                    bestID = m.id
-                }
-            }
-            if best < 0 { break }
-            symbols[best] = bestID
-            symbols.remove(at: best + 1)
+        let n = symbols.count
+        guard n > 1 else { return symbols.filter { $0 >= 0 } }
+        var next = Array(1...n)
+        next[n - 1] = -1
+        var prev = Array(-1..<(n - 1))
+        var heap = MinHeap()
+        func rank(_ a: Int) -> (rank: Int32, id: Int32)? {
+            let b = next[a]
+            guard b >= 0 else { return nil }
+            return merges[UInt64(UInt32(bitPattern: symbols[a])) << 32 | UInt64(UInt32(bitPattern: symbols[b]))]
         }
-        return symbols.filter { $0 >= 0 }
+        func push(_ a: Int) {
+            if a >= 0, let m = rank(a) { heap.push(UInt64(UInt32(m.rank)) << 32 | UInt64(a)) }
+        }
+        for a in 0..<(n - 1) { push(a) }
+        while let key = heap.pop() {
+            let a = Int(key & 0xFFFF_FFFF)
+            guard symbols[a] != Int32.min, let m = rank(a), UInt64(UInt32(m.rank)) == key >> 32 else { continue }
+            let b = next[a]
+            symbols[a] = m.id
+            symbols[b] = Int32.min  // merged away
+            next[a] = next[b]
+            if next[b] >= 0 { prev[next[b]] = a }
+            push(prev[a])
+            push(a)
+        }
+        var out: [Int32] = []
+        var i = 0
+        while i >= 0 {
+            if symbols[i] >= 0 { out.append(symbols[i]) }
+            i = next[i]
+        }
+        return out
     }
 
     /// Ids → text, lossless for byte-level tokens (invalid UTF-8 is replaced by U+FFFD).
@@ -180,3 +202,38 @@ public final class BPETokenizer: @unchecked Sendable {
         return s
     }
 }
+
+/// A binary min-heap of packed keys (the BPE merge queue).
+struct MinHeap {
+    private var items: [UInt64] = []
+
+    mutating func push(_ x: UInt64) {
+        items.append(x)
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard items[i] < items[parent] else { break }
+            items.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    mutating func pop() -> UInt64? {
+        guard let top = items.first else { return nil }
+        let last = items.removeLast()
+        guard !items.isEmpty else { return top }
+        items[0] = last
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < items.count && items[l] < items[m] { m = l }
+            if r < items.count && items[r] < items[m] { m = r }
+            if m == i { break }
+            items.swapAt(i, m)
+            i = m
+        }
+        return top
+    }
+}
+
