@@ -54,8 +54,9 @@ ADMIN_KEY = os.environ.get("BRAID_ADMIN_KEY")
 
 def _cap(body, key):
     value = body.get(key)
-    # Only values the server would run (1 ≤ v ≤ a context) are capped: invalid ones stay invalid.
-    if isinstance(value, int) and not isinstance(value, bool) and CAP < value <= 1 << 16:
+    # Only values the server would run (1 ≤ v ≤ a context, 300.0 included) are capped: invalid
+    # ones stay invalid.
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and CAP < value <= 1 << 16:
         body[key] = CAP
 
 
