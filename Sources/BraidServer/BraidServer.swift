@@ -2,6 +2,7 @@ import Braid
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import ServiceLifecycle
 import UnixSignals
 import Synchronization
@@ -188,7 +189,13 @@ public final class BraidServer: Sendable {
 
     /// The request body as JSON of type T, or a 400/413 that says what is wrong.
     func decodeBody<T: Decodable>(_ request: inout Request, as: T.Type) async throws -> T {
-        let buffer = try await request.collectBody(upTo: configuration.maxBody)
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: configuration.maxBody)
+        } catch is NIOTooManyBytesError {
+            throw APIError(status: .contentTooLarge, message: "the request body is over the server's limit of \(configuration.maxBody) bytes (--max-body)",
+                           type: "invalid_request_error", code: "body_too_large")
+        }
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
         } catch let e as DecodingError {
@@ -205,7 +212,7 @@ public final class BraidServer: Sendable {
         case .valueNotFound(let t, let c): return "\(path(c.codingPath)) must be a \(t), not null"
         case .keyNotFound(let k, let c): return "missing field \((path(c.codingPath) + "." + k.stringValue).drop { $0 == "." })"
         case .dataCorrupted(let c):
-            return c.codingPath.isEmpty ? "not valid JSON (or not UTF-8)" : "\(path(c.codingPath)): \(c.debugDescription)"
+            return c.codingPath.isEmpty ? "not valid UTF-8 JSON, or a number that does not fit its field" : "\(path(c.codingPath)): \(c.debugDescription)"
         @unknown default: return "\(e)"
         }
     }

@@ -158,6 +158,22 @@ def test_chat_content_parts_and_system_message(client):
     assert sys.usage.prompt_tokens > 0 and sys.choices[0].message.content
 
 
+def test_client_going_away_cancels_the_request(server, http):
+    import time
+
+    body = {"model": "base", "messages": user("Tell me a very long story."), "max_tokens": 1500, "stream": True}
+    with http.stream("POST", "/v1/chat/completions", json=body) as r:
+        assert r.status_code == 200
+        lines = r.iter_lines()
+        for _ in range(3):
+            next(lines)
+    # the connection is closed: the engine drops the sequence at its next step
+    deadline = time.monotonic() + 10
+    while (h := httpx.get(server.base_url + "/health").json())["active"] > 0:
+        assert time.monotonic() < deadline, f"the abandoned request still runs: {h}"
+        time.sleep(0.05)
+
+
 # MARK: - completions
 
 

@@ -198,7 +198,7 @@ public final class ServingEngine: @unchecked Sendable {
         while true {
             var admitted: [Pending] = []
             var cancelled: Set<Int> = []
-            var commands: [() -> Void] = []
+            var commands: [@Sendable () -> Void] = []
             var stop = false
             wake.lock()
             while true {
@@ -471,11 +471,12 @@ public final class ServingEngine: @unchecked Sendable {
         case .none: wantsRouter = false
         case .pinned: wantsRouter = interweave == "adaptive"
         }
-        if wantsRouter, let router = catalog.router {
+        let text = r.routerText ?? tokenizer.decode(r.prompt)
+        // An empty message tells the router nothing: the base answers it.
+        if wantsRouter, let router = catalog.router, !text.allSatisfy(\.isWhitespace) {
             if features == nil {
                 features = QueryFeatures(model: model, tokenizer: tokenizer, template: template, layers: router.featureLayers)
             }
-            let text = r.routerText ?? tokenizer.decode(r.prompt)
             let t0 = DispatchTime.now().uptimeNanoseconds
             let (p, used) = try router.probabilities(of: text, features: features!)
             milliseconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
