@@ -13,7 +13,9 @@ demo: build
 	printf 'What is 9 times 9?\nExtract the name, age and city as JSON: Meet Noah Okafor: 53 years old, a plumber from Lisbon.\nHow do you write 470 in English words?\nWhat is the capital of France?\n' | $(BRAID) chat --temp 0 -n 48
 
 test: build
+	bash scripts/setup.sh --test-tools
 	swift test -c release
+	bash scripts/test-serve.sh
 
 bench: build
 	$(BRAID) bench

