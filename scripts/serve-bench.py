@@ -92,7 +92,7 @@ def rnd(x, nd=1):
     return None if x is None else round(x, nd)
 
 
-def one_request(url, timeout, body):
+def one_request(url, timeout, body, api_key=None):
     """One streamed chat completion. Returns a record (ok or not)."""
     u = urllib.parse.urlsplit(url)
     cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
@@ -101,7 +101,10 @@ def one_request(url, timeout, body):
     t0 = time.monotonic()
     rec = {"ok": False}
     try:
-        conn.request("POST", path, body=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        conn.request("POST", path, body=json.dumps(body).encode(), headers=headers)
         resp = conn.getresponse()
         rec["route"] = resp.getheader("X-Braid-Route")
         if resp.status != 200:
@@ -170,6 +173,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--prompts", default=None, help="file of prompts, one a line (or JSONL with a prompt field)")
     ap.add_argument("--per-request", action="store_true", help="add every measured request to the JSON")
+    ap.add_argument("--api-key", default=None, help="sent as Authorization: Bearer")
     args = ap.parse_args()
 
     models = args.mix_models.split(",") if args.mix_routes else [args.model]
@@ -210,7 +214,7 @@ def main():
         def client(i):
             for j in range(n_per_client):
                 b = body(i, offset + j)
-                r = one_request(args.url, args.timeout, b)
+                r = one_request(args.url, args.timeout, b, args.api_key)
                 r["model"], r["prompt"] = b["model"], b["messages"][-1]["content"]
                 out[i].append(r)
 
@@ -235,7 +239,8 @@ def main():
     dec = [r["decode_tps"] for r in ok if "decode_tps" in r]
     routes = {}
     for r in ok:
-        routes[r.get("route") or "?"] = routes.get(r.get("route") or "?", 0) + 1
+        if r.get("route"):  # braid: X-Braid-Route / braid.route.task; absent for llama-server
+            routes[r["route"]] = routes.get(r["route"], 0) + 1
     summary = {
         "url": args.url,
         "model": ",".join(models) if args.mix_routes else args.model,

@@ -115,6 +115,8 @@ def load_prompts(args):
 class Client:
     """One HTTP connection per request (or kept alive with --keep-alive)."""
 
+    api_key = None  # set from --api-key: Authorization: Bearer on every request
+
     def __init__(self, url, timeout, keep_alive):
         u = urllib.parse.urlsplit(url)
         self.host = u.hostname or "127.0.0.1"
@@ -142,6 +144,8 @@ class Client:
         headers = {"Content-Type": "application/json"} if body is not None else {}
         if not self.keep_alive:
             headers["Connection"] = "close"
+        if Client.api_key:
+            headers["Authorization"] = f"Bearer {Client.api_key}"
         reused = self.conn is not None
         if self.conn is None:
             self.conn = self._connect()
@@ -293,12 +297,14 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=300, help="seconds one request may take")
     ap.add_argument("--keep-alive", action="store_true", help="reuse one connection per client")
+    ap.add_argument("--api-key", default=None, help="sent as Authorization: Bearer (servers started with --api-key)")
     ap.add_argument("--rss-tolerance", type=float, default=0.10)
     ap.add_argument("--rss-after", type=int, default=100, help="read RSS after this many load requests")
     ap.add_argument("--tasks-dir", default=os.path.join(os.path.dirname(ROOT), "shared", "tasks"))
     ap.add_argument("--examples", type=int, default=5, help="failures shown in full in the summary")
     ap.add_argument("--progress", type=int, default=0, help="progress line every N requests (default: requests/10)")
     args = ap.parse_args()
+    Client.api_key = args.api_key
 
     start = time.monotonic()
     deadline = start + args.max_seconds
