@@ -38,9 +38,14 @@ struct Chat: ParsableCommand {
             }
             history.append(.user(input))
             // Each turn is routed on its own message; the task vector serves that turn only.
+            let ids = rt.tokenizer.encode(rt.template.render(history))
+            guard ids.count < rt.contextLength else {  // before routing, which would read it all first
+                printError("error: \(BraidError.promptTooLong(tokens: ids.count, context: rt.contextLength)) (the turn was dropped; /reset starts over)")
+                history.removeLast()
+                continue
+            }
             let decision = try routing.route(input)
             if !output.quiet && routing.routes { printError(decision.line) }
-            let ids = rt.tokenizer.encode(rt.template.render(history))
             var answer = ""
             var turnParams = params
             turnParams.seed = params.seed &+ UInt64(turn)

@@ -38,6 +38,8 @@ struct Generate: ParsableCommand {
         messages.append(.user(text))
         let rendered = noChatTemplate ? text : rt.template.render(messages)
         let ids = rt.tokenizer.encode(rendered, parseSpecial: !noChatTemplate)
+        // Before routing: the router would otherwise read the whole over-long prompt first.
+        guard ids.count < rt.contextLength else { throw BraidError.promptTooLong(tokens: ids.count, context: rt.contextLength) }
         let fixed = try taskOptions.route(for: rt.model)
         let routing = try QueryRouting(taskOptions, rt, fixed: fixed, needPrior: interweaveOptions.needsPrior)
         let decision = try routing.route(text)
