@@ -45,7 +45,7 @@ struct APIError: Error, CustomStringConvertible {
         self.retryAfter = retryAfter
     }
 
-    private struct Body: Encodable {
+    struct Body: Encodable {
         struct Inner: Encodable {
             var message: String
             var type: String
@@ -63,11 +63,13 @@ struct APIError: Error, CustomStringConvertible {
         var error: Inner
     }
 
+    var body: Body { Body(error: .init(message: message, type: type, param: param, code: code)) }
+
     var response: Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         if let r = retryAfter { headers[.retryAfter] = String(r) }
-        let data = (try? JSONEncoder().encode(Body(error: .init(message: message, type: type, param: param, code: code)))) ?? Data()
+        let data = (try? JSONEncoder().encode(body)) ?? Data()
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

@@ -48,86 +48,95 @@ extension BraidServer {
         }
     }
 
+    /// A request the engine took: its events, its route, and what every response of it repeats.
+    struct Accepted: Sendable {
+        var reader: EventReader
+        var report: RouteReport
+        var id: String
+        var created = Int(Date().timeIntervalSince1970)
+        var model: String
+        var headers = HTTPFields()
+        var info: BraidInfo { BraidInfo(route: RouteInfo(report), interweave: report.interweave) }
+    }
+
+    /// Submits a translated request and waits for its route (before any header is sent).
+    func accept(_ r: ServingRequest, model: String?, idPrefix: String, engine: ServingEngine) async throws -> Accepted {
+        let reader = try submit(r, to: engine)
+        let report = try await routed(reader)
+        var a = Accepted(reader: reader, report: report, id: idPrefix + Self.randomID(), model: model ?? "braid")
+        a.headers[HTTPField.Name("X-Braid-Route")!] = report.label
+        return a
+    }
+
+    /// A server-sent-event response: `body` writes the chunks, then `data: [DONE]` ends it.
+    func eventStream(_ a: Accepted, _ body: @escaping @Sendable (EventWriter) async throws -> Void) -> Response {
+        var headers = a.headers
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            let events = EventWriter(writer: writer)
+            try await body(events)
+            var w = events.writer
+            try await w.write(ByteBuffer(string: "data: [DONE]\n\n"))
+            try await w.finish(nil)
+        })
+    }
+
+    /// Waits for the end of a non-streamed answer; a client that hangs up cancels it.
+    func wholeAnswer(_ request: Request, _ a: Accepted, _ collect: @escaping (EventReader) async throws -> Response) async throws -> Response {
+        try await request.body.consumeWithInboundCloseHandler({ _ in try await collect(a.reader) }, onInboundClosed: a.reader.cancel)
+    }
+
     func chatCompletion(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         var request = request
         let body = try await decodeBody(&request, as: ChatCompletionRequest.self)
         let s = try ready()
         let r = try translation(s).chat(body)
-        let reader = try submit(r, to: s.engine)
-        let report = try await routed(reader)
-        let id = "chatcmpl-" + Self.randomID()
-        let created = Int(Date().timeIntervalSince1970)
-        let model = body.model ?? "braid"
-        var headers = HTTPFields()
-        headers[HTTPField.Name("X-Braid-Route")!] = report.label
+        let a = try await accept(r, model: body.model, idPrefix: "chatcmpl-", engine: s.engine)
         let wantsLogprobs = r.logprobs != nil
+        @Sendable func chunk(_ choices: [ChatChunkChoice], usage: Usage? = nil, braid: BraidInfo? = nil) -> ChatCompletionChunk {
+            ChatCompletionChunk(id: a.id, created: a.created, model: a.model, choices: choices, usage: usage, braid: braid)
+        }
         if body.stream == true {
             let includeUsage = body.stream_options?.include_usage == true
-            headers[.contentType] = "text/event-stream"
-            headers[.cacheControl] = "no-cache"
-            return Response(status: .ok, headers: headers, body: ResponseBody { [self] writer in
-                func send<T: Encodable>(_ value: T) async throws {
-                    try await writer.write(ByteBuffer(bytes: Array("data: ".utf8) + Array(try JSONEncoder().encode(value)) + Array("\n\n".utf8)))
-                }
-                let info = BraidInfo(route: RouteInfo(report), interweave: report.interweave)
-                try await send(ChatCompletionChunk(id: id, created: created, model: model,
-                                                   choices: [ChatChunkChoice(delta: ChatDelta(role: "assistant", content: ""))], braid: info))
-                while let event = await reader.next() {
+            return eventStream(a) { [self] out in
+                try await out.send(chunk([ChatChunkChoice(delta: ChatDelta(role: "assistant", content: ""))], braid: a.info))
+                while let event = await a.reader.next() {
                     switch event {
                     case .routed: continue
                     case .text(let text, let lp):
                         if text.isEmpty && !(wantsLogprobs && lp != nil) { continue }
-                        try await send(ChatCompletionChunk(id: id, created: created, model: model, choices: [ChatChunkChoice(
-                            delta: ChatDelta(content: text), logprobs: wantsLogprobs ? lp.map { ChatLogprobs(content: [LogprobContent($0)]) } : nil)]))
+                        let logprobs = wantsLogprobs ? lp.map { ChatLogprobs(content: [LogprobContent($0)]) } : nil
+                        try await out.send(chunk([ChatChunkChoice(delta: ChatDelta(content: text), logprobs: logprobs)]))
                     case .finished(let reason, let usage):
-                        metrics.finished(usage, route: report.label)
-                        var final = info
-                        final.timings = Self.timings(usage)
-                        try await send(ChatCompletionChunk(id: id, created: created, model: model,
-                                                           choices: [ChatChunkChoice(delta: ChatDelta(), finish_reason: reason.rawValue)], braid: final))
-                        if includeUsage {
-                            try await send(ChatCompletionChunk(id: id, created: created, model: model, choices: [], usage: Usage(usage)))
-                        }
+                        try await out.send(chunk([ChatChunkChoice(delta: ChatDelta(), finish_reason: reason.rawValue)], braid: finished(a, usage)))
+                        if includeUsage { try await out.send(chunk([], usage: Usage(usage))) }
                     case .failed(let f):
-                        let e = APIError(f)
-                        try await writer.write(ByteBuffer(string: "data: {\"error\": {\"message\": \(Self.quoted(e.message)), \"type\": \"\(e.type)\", \"code\": \(e.code.map { "\"\($0)\"" } ?? "null")}}\n\n"))
+                        try await out.send(APIError(f))
                     }
                 }
-                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
-                try await writer.finish(nil)
-            })
-        }
-        return try await request.body.consumeWithInboundCloseHandler({ _ in
-            try await self.chatAnswer(reader, report: report, id: id, created: created, model: model, headers: headers, wantsLogprobs: wantsLogprobs)
-        }, onInboundClosed: reader.cancel)
-    }
-
-    /// The whole answer of a non-streamed chat request.
-    private func chatAnswer(_ reader: EventReader, report: RouteReport, id: String, created: Int, model: String, headers: HTTPFields,
-                            wantsLogprobs: Bool) async throws -> Response {
-        var text = ""
-        var logprobs: [LogprobContent] = []
-        while let event = await reader.next() {
-            switch event {
-            case .routed: continue
-            case .text(let t, let lp):
-                text += t
-                if let lp { logprobs.append(LogprobContent(lp)) }
-            case .finished(let reason, let usage):
-                metrics.finished(usage, route: report.label)
-                var info = BraidInfo(route: RouteInfo(report), interweave: report.interweave)
-                info.timings = Self.timings(usage)
-                let answer = ChatCompletion(id: id, created: created, model: model,
-                                            choices: [ChatChoice(message: AssistantMessage(content: text),
-                                                                 logprobs: wantsLogprobs ? ChatLogprobs(content: logprobs) : nil,
-                                                                 finish_reason: reason.rawValue)],
-                                            usage: Usage(usage), braid: info)
-                return encode(answer, headers: headers)
-            case .failed(let f):
-                throw APIError(f)
             }
         }
-        throw APIError(.cancelled)
+        return try await wholeAnswer(request, a) { [self] reader in
+            var text = ""
+            var logprobs: [LogprobContent] = []
+            while let event = await reader.next() {
+                switch event {
+                case .routed: continue
+                case .text(let t, let lp):
+                    text += t
+                    if let lp { logprobs.append(LogprobContent(lp)) }
+                case .finished(let reason, let usage):
+                    let choice = ChatChoice(message: AssistantMessage(content: text), logprobs: wantsLogprobs ? ChatLogprobs(content: logprobs) : nil,
+                                            finish_reason: reason.rawValue)
+                    return encode(ChatCompletion(id: a.id, created: a.created, model: a.model, choices: [choice], usage: Usage(usage),
+                                                 braid: finished(a, usage)), headers: a.headers)
+                case .failed(let f):
+                    throw APIError(f)
+                }
+            }
+            throw APIError(.cancelled)
+        }
     }
 
     func textCompletion(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
@@ -135,85 +144,57 @@ extension BraidServer {
         let body = try await decodeBody(&request, as: CompletionRequest.self)
         let s = try ready()
         let r = try translation(s).completion(body)
-        let reader = try submit(r, to: s.engine)
-        let report = try await routed(reader)
-        let id = "cmpl-" + Self.randomID()
-        let created = Int(Date().timeIntervalSince1970)
-        let model = body.model ?? "braid"
-        var headers = HTTPFields()
-        headers[HTTPField.Name("X-Braid-Route")!] = report.label
-        let info = BraidInfo(route: RouteInfo(report), interweave: report.interweave)
+        let a = try await accept(r, model: body.model, idPrefix: "cmpl-", engine: s.engine)
+        let wantsLogprobs = r.logprobs != nil
+        @Sendable func completion(_ choice: CompletionChoice, usage: Usage? = nil, braid: BraidInfo? = nil) -> TextCompletion {
+            TextCompletion(id: a.id, created: a.created, model: a.model, choices: [choice], usage: usage, braid: braid)
+        }
         if body.stream == true {
             let includeUsage = body.stream_options?.include_usage == true
-            headers[.contentType] = "text/event-stream"
-            headers[.cacheControl] = "no-cache"
-            return Response(status: .ok, headers: headers, body: ResponseBody { [self] writer in
-                func send<T: Encodable>(_ value: T) async throws {
-                    try await writer.write(ByteBuffer(bytes: Array("data: ".utf8) + Array(try JSONEncoder().encode(value)) + Array("\n\n".utf8)))
-                }
+            return eventStream(a) { [self] out in
                 var first = true
-                while let event = await reader.next() {
+                while let event = await a.reader.next() {
                     switch event {
                     case .routed: continue
                     case .text(let text, _):
                         if text.isEmpty { continue }
-                        try await send(TextCompletion(id: id, created: created, model: model, choices: [CompletionChoice(text: text)], braid: first ? info : nil))
+                        try await out.send(completion(CompletionChoice(text: text), braid: first ? a.info : nil))
                         first = false
                     case .finished(let reason, let usage):
-                        metrics.finished(usage, route: report.label)
-                        var final = info
-                        final.timings = Self.timings(usage)
-                        try await send(TextCompletion(id: id, created: created, model: model, choices: [CompletionChoice(text: "", finish_reason: reason.rawValue)],
-                                                      usage: includeUsage ? Usage(usage) : nil, braid: final))
+                        try await out.send(completion(CompletionChoice(text: "", finish_reason: reason.rawValue),
+                                                      usage: includeUsage ? Usage(usage) : nil, braid: finished(a, usage)))
                     case .failed(let f):
-                        let e = APIError(f)
-                        try await writer.write(ByteBuffer(string: "data: {\"error\": {\"message\": \(Self.quoted(e.message)), \"type\": \"\(e.type)\", \"code\": \(e.code.map { "\"\($0)\"" } ?? "null")}}\n\n"))
+                        try await out.send(APIError(f))
                     }
                 }
-                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
-                try await writer.finish(nil)
-            })
-        }
-        let wantsLogprobs = r.logprobs != nil
-        return try await request.body.consumeWithInboundCloseHandler({ _ in
-            try await self.completionAnswer(reader, report: report, id: id, created: created, model: model, headers: headers, wantsLogprobs: wantsLogprobs)
-        }, onInboundClosed: reader.cancel)
-    }
-
-    /// The whole answer of a non-streamed text completion.
-    private func completionAnswer(_ reader: EventReader, report: RouteReport, id: String, created: Int, model: String, headers: HTTPFields,
-                                  wantsLogprobs: Bool) async throws -> Response {
-        let info = BraidInfo(route: RouteInfo(report), interweave: report.interweave)
-        var text = ""
-        var lps: [TokenLogprob] = []
-        while let event = await reader.next() {
-            switch event {
-            case .routed: continue
-            case .text(let t, let lp):
-                text += t
-                if let lp { lps.append(lp) }
-            case .finished(let reason, let usage):
-                metrics.finished(usage, route: report.label)
-                var final = info
-                final.timings = Self.timings(usage)
-                var logprobs: CompletionLogprobs?
-                if wantsLogprobs {
-                    var offset = 0
-                    var offsets: [Int] = []
-                    for l in lps { offsets.append(offset); offset += String(decoding: l.bytes, as: UTF8.self).count }
-                    logprobs = CompletionLogprobs(
-                        tokens: lps.map { String(decoding: $0.bytes, as: UTF8.self) }, token_logprobs: lps.map(\.logprob),
-                        top_logprobs: lps.map { Dictionary($0.top.map { (String(decoding: $0.bytes, as: UTF8.self), $0.logprob) }, uniquingKeysWith: max) },
-                        text_offset: offsets)
-                }
-                return encode(TextCompletion(id: id, created: created, model: model,
-                                             choices: [CompletionChoice(text: text, logprobs: logprobs, finish_reason: reason.rawValue)],
-                                             usage: Usage(usage), braid: final), headers: headers)
-            case .failed(let f):
-                throw APIError(f)
             }
         }
-        throw APIError(.cancelled)
+        return try await wholeAnswer(request, a) { [self] reader in
+            var text = ""
+            var lps: [TokenLogprob] = []
+            while let event = await reader.next() {
+                switch event {
+                case .routed: continue
+                case .text(let t, let lp):
+                    text += t
+                    if let lp { lps.append(lp) }
+                case .finished(let reason, let usage):
+                    let choice = CompletionChoice(text: text, logprobs: wantsLogprobs ? CompletionLogprobs(lps) : nil, finish_reason: reason.rawValue)
+                    return encode(completion(choice, usage: Usage(usage), braid: finished(a, usage)), headers: a.headers)
+                case .failed(let f):
+                    throw APIError(f)
+                }
+            }
+            throw APIError(.cancelled)
+        }
+    }
+
+    /// Counts a finished answer in /metrics and gives its final `braid` object (with timings).
+    func finished(_ a: Accepted, _ usage: ServingUsage) -> BraidInfo {
+        metrics.finished(usage, route: a.report.label)
+        var info = a.info
+        info.timings = Self.timings(usage)
+        return info
     }
 
     static func timings(_ u: ServingUsage) -> BraidInfo.Timings {
@@ -226,7 +207,19 @@ extension BraidServer {
         (0..<12).map { _ in String("0123456789abcdefghijklmnopqrstuvwxyz".randomElement()!) }.joined()
     }
 
-    static func quoted(_ s: String) -> String {
-        String(decoding: (try? JSONEncoder().encode(s)) ?? Data("\"\"".utf8), as: UTF8.self)
+}
+
+/// Writes `data: JSON` events of a server-sent-event stream.
+struct EventWriter: @unchecked Sendable {
+    var writer: any ResponseBodyWriter
+
+    func send<T: Encodable>(_ value: T) async throws {
+        var w = writer
+        try await w.write(ByteBuffer(bytes: Array("data: ".utf8) + Array(try JSONEncoder().encode(value)) + Array("\n\n".utf8)))
+    }
+
+    /// An error after the stream started: the status is sent already, so it goes in an event.
+    func send(_ e: APIError) async throws {
+        try await send(e.body)
     }
 }

@@ -240,6 +240,20 @@ struct CompletionLogprobs: Encodable {
     var text_offset: [Int]
 }
 
+extension CompletionLogprobs {
+    init(_ lps: [TokenLogprob]) {
+        var offset = 0
+        var offsets: [Int] = []
+        for l in lps {
+            offsets.append(offset)
+            offset += String(decoding: l.bytes, as: UTF8.self).count
+        }
+        self.init(tokens: lps.map { String(decoding: $0.bytes, as: UTF8.self) }, token_logprobs: lps.map(\.logprob),
+                  top_logprobs: lps.map { Dictionary($0.top.map { (String(decoding: $0.bytes, as: UTF8.self), $0.logprob) }, uniquingKeysWith: max) },
+                  text_offset: offsets)
+    }
+}
+
 struct CompletionChoice: Encodable {
     var index = 0
     var text: String
