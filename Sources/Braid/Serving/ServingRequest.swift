@@ -7,15 +7,6 @@ public enum RouteChoice: Sendable, Equatable {
     case blend
     case none
     case pinned([String: Float])
-
-    public var label: String {
-        switch self {
-        case .auto: return "auto"
-        case .blend: return "blend"
-        case .none: return "none"
-        case .pinned(let c): return c.keys.sorted().map { c[$0] == 1 ? $0 : "\($0):\(c[$0]!)" }.joined(separator: "+")
-        }
-    }
 }
 
 /// One generation asked of the engine: the prompt already templated and tokenised.

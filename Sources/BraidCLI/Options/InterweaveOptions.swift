@@ -29,9 +29,5 @@ struct InterweaveOptions: ParsableArguments {
     }
 
     /// TASK.gate.gguf beside TASK.tv.gguf.
-    static func gatePath(for vector: TaskVector) -> String {
-        let url = URL(fileURLWithPath: vector.path)
-        let stem = url.lastPathComponent.components(separatedBy: ".").first ?? vector.name
-        return url.deletingLastPathComponent().appendingPathComponent(stem + ".gate.gguf").path
-    }
+    static func gatePath(for vector: TaskVector) -> String { TaskCatalog.gatePath(for: vector) }
 }
