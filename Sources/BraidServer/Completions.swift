@@ -84,7 +84,16 @@ extension BraidServer {
 
     /// Waits for the end of a non-streamed answer; a client that hangs up cancels it.
     func wholeAnswer(_ request: Request, _ a: Accepted, _ collect: @escaping (EventReader) async throws -> Response) async throws -> Response {
-        try await request.body.consumeWithInboundCloseHandler({ _ in try await collect(a.reader) }, onInboundClosed: a.reader.cancel)
+        var response: Response
+        do {
+            response = try await request.body.consumeWithInboundCloseHandler({ _ in try await collect(a.reader) }, onInboundClosed: a.reader.cancel)
+        } catch let e as APIError {
+            response = e.response
+        }
+        // Watching for the hang-up ends the connection after this answer: say so, or a keep-alive
+        // client may send its next request into the closing socket.
+        response.headers[.connection] = "close"
+        return response
     }
 
     func chatCompletion(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
