@@ -55,7 +55,7 @@ struct QueryRouting {
         if let mode, forced == nil { decision.route = router.route(p, mode: mode, blendK: blendK) }
         decision.prior = router.probability(of: decision.route, in: p)
         decision.milliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
-        decision.probabilities = Dictionary(uniqueKeysWithValues: zip(router.labels, p))
+        decision.probabilities = Dictionary(zip(router.labels, p), uniquingKeysWith: { a, _ in a })
         let best = p.indices.max { p[$0] < p[$1] }!
         decision.layers = layers
         decision.line = String(format: "route %@ (%@ p=%.2f, %.1f ms, %d blocks)", decision.route.label, router.labels[best], p[best], decision.milliseconds, layers)

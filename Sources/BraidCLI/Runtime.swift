@@ -37,8 +37,12 @@ func emit(_ s: String) {
 func readText(path: String?) throws -> String {
     let data: Data
     if let p = path, p != "-" {
-        guard let d = FileManager.default.contents(atPath: p) else { throw BraidError.fileNotFound(path: p) }
-        data = d
+        // Any readable path, not only regular files: `-i <(head -100 file)` is a pipe.
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: p, isDirectory: &isDirectory) else { throw BraidError.fileNotFound(path: p) }
+        guard !isDirectory.boolValue else { throw BraidError.cannotOpen(path: p, reason: "it is a directory") }
+        guard let h = FileHandle(forReadingAtPath: p) else { throw BraidError.cannotOpen(path: p, reason: String(cString: strerror(errno))) }
+        do { data = try h.readToEnd() ?? Data() } catch { throw BraidError.cannotOpen(path: p, reason: error.localizedDescription) }
     } else {
         data = FileHandle.standardInput.readDataToEndOfFile()
     }

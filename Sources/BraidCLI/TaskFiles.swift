@@ -20,5 +20,7 @@ func loadTaskVectors(_ dir: String, model: LlamaModel) throws -> [TaskVector] {
     let names = files(in: dir, suffix: ".tv.gguf")
     guard !names.isEmpty else { throw ValidationError("no task vectors (*.tv.gguf) in \(dir)") }
     let sha = try BaseIdentity.sha256(of: model)
-    return try names.map { try TaskVector(path: "\(dir)/\($0)", base: model, baseSHA256: sha) }
+    let vectors = try names.map { try TaskVector(path: "\(dir)/\($0)", base: model, baseSHA256: sha) }
+    try TaskVector.requireDistinctNames(vectors)
+    return vectors
 }

@@ -196,10 +196,15 @@ public final class BraidServer: Sendable {
             throw APIError(status: .contentTooLarge, message: "the request body is over the server's limit of \(configuration.maxBody) bytes (--max-body)",
                            type: "invalid_request_error", code: "body_too_large")
         }
+        return try Self.decodeJSON(Data(buffer: buffer), as: T.self)
+    }
+
+    /// `body` as JSON of type T, or a 400 that says what is wrong (what the fuzzer feeds).
+    package static func decodeJSON<T: Decodable>(_ body: Data, as: T.Type) throws -> T {
         do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
+            return try JSONDecoder().decode(T.self, from: body)
         } catch let e as DecodingError {
-            throw APIError.invalid("invalid request body: \(Self.describe(e))")
+            throw APIError.invalid("invalid request body: \(describe(e))")
         } catch {
             throw APIError.invalid("invalid request body: \(error)")
         }

@@ -5,6 +5,7 @@ import HTTPTypes
 import NIOCore
 
 /// The engine's events for one request, read in order by one task.
+/// @unchecked Sendable: the engine thread pushes events under its lock; one request task reads them.
 final class EventReader: @unchecked Sendable {
     private var iterator: AsyncStream<ServingEvent>.Iterator
     /// Stops the request at the engine's next step (the client went away).
@@ -219,6 +220,7 @@ extension BraidServer {
 }
 
 /// Writes `data: JSON` events of a server-sent-event stream.
+/// @unchecked Sendable: used by the one task that writes its response.
 struct EventWriter: @unchecked Sendable {
     var writer: any ResponseBodyWriter
 

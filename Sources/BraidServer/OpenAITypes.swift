@@ -68,7 +68,7 @@ protocol SamplingRequest {
     var tokenLimit: Int? { get }
 }
 
-struct ChatCompletionRequest: Decodable, SamplingRequest {
+package struct ChatCompletionRequest: Decodable, SamplingRequest {
     struct Message: Decodable {
         var role: String
         var content: MessageContent?
@@ -93,7 +93,7 @@ struct ChatCompletionRequest: Decodable, SamplingRequest {
     var tokenLimit: Int? { max_completion_tokens ?? max_tokens }
 }
 
-struct CompletionRequest: Decodable, SamplingRequest {
+package struct CompletionRequest: Decodable, SamplingRequest {
     var model: String?
     var prompt: String
     var stream: Bool?

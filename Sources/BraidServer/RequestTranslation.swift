@@ -4,7 +4,7 @@ import Foundation
 /// Checks an OpenAI request and turns it into what the engine runs: the route from `model` and
 /// `braid.route`, the prompt through the chat template, the sampling fields over the server's
 /// defaults. Every mistake is a 400 (or 404 for an unknown model) that names the field.
-struct RequestTranslation {
+package struct RequestTranslation {
     let tokenizer: BPETokenizer
     let template: ChatTemplate
     let catalog: TaskCatalog
@@ -12,7 +12,16 @@ struct RequestTranslation {
     let contextSize: Int
     let timeout: Double
 
-    func chat(_ r: ChatCompletionRequest) throws -> ServingRequest {
+    package init(tokenizer: BPETokenizer, template: ChatTemplate, catalog: TaskCatalog, defaults: SamplingParameters, contextSize: Int, timeout: Double) {
+        self.tokenizer = tokenizer
+        self.template = template
+        self.catalog = catalog
+        self.defaults = defaults
+        self.contextSize = contextSize
+        self.timeout = timeout
+    }
+
+    package func chat(_ r: ChatCompletionRequest) throws -> ServingRequest {
         guard !r.messages.isEmpty else { throw APIError.invalid("messages must not be empty", param: "messages") }
         var messages: [ChatMessage] = []
         for (i, m) in r.messages.enumerated() {
@@ -32,7 +41,7 @@ struct RequestTranslation {
         return try common(r, prompt: prompt, routerText: routerText, logprobs: top, defaultMaxTokens: nil)
     }
 
-    func completion(_ r: CompletionRequest) throws -> ServingRequest {
+    package func completion(_ r: CompletionRequest) throws -> ServingRequest {
         guard !r.prompt.isEmpty else { throw APIError.invalid("prompt must not be empty", param: "prompt") }
         return try common(r, prompt: tokenizer.encode(r.prompt), routerText: r.prompt, logprobs: r.logprobs, defaultMaxTokens: 16)
     }

@@ -12,21 +12,23 @@ final class ServerMetrics: Sendable {
     init() {
         let buckets: [Duration] = [.milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
                                    .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30), .seconds(60)]
-        firstToken = registry.makeDurationHistogram(name: "braid_time_to_first_token_seconds", buckets: buckets,
-                                                    help: "From admission to the first token")
-        duration = registry.makeDurationHistogram(name: "braid_request_duration_seconds", buckets: buckets,
-                                                  help: "From admission to the last token")
+        firstToken = registry.makeDurationHistogram(descriptor: Self.metric("braid_time_to_first_token", unit: "seconds", help: "From admission to the first token"), buckets: buckets)
+        duration = registry.makeDurationHistogram(descriptor: Self.metric("braid_request_duration", unit: "seconds", help: "From admission to the last token"), buckets: buckets)
+    }
+
+    /// A metric's name (the unit, if any, is its last part) and help text.
+    private static func metric(_ name: String, unit: String = "", help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: unit, helpText: help)
     }
 
     func request(_ endpoint: String, status: Int) {
-        registry.makeCounter(name: "braid_requests_total", labels: [("endpoint", endpoint), ("status", String(status))],
-                             help: "HTTP requests answered").increment()
+        registry.makeCounter(descriptor: Self.metric("braid_requests", unit: "total", help: "HTTP requests answered"), labels: [("endpoint", endpoint), ("status", String(status))]).increment()
     }
 
     func finished(_ usage: ServingUsage, route: String) {
         firstToken.recordSeconds(usage.firstTokenSeconds)
         duration.recordSeconds(usage.totalSeconds)
-        registry.makeCounter(name: "braid_completions_total", labels: [("route", route)], help: "Answers finished, by route").increment()
+        registry.makeCounter(descriptor: Self.metric("braid_completions", unit: "total", help: "Answers finished, by route"), labels: [("route", route)]).increment()
     }
 
     /// The registry's text plus the engine's gauges, read now.
@@ -35,15 +37,15 @@ final class ServerMetrics: Sendable {
         if let engine {
             let s = engine.snapshot()
             let catalog = engine.currentCatalog
-            registry.makeGauge(name: "braid_active_sequences", help: "Sequences in the decode batch").set(Double(s.active))
-            registry.makeGauge(name: "braid_queued_requests", help: "Requests waiting for a sequence").set(Double(s.queued))
-            registry.makeGauge(name: "braid_engine_steps", help: "Forward steps run").set(Double(s.steps))
-            registry.makeGauge(name: "braid_engine_step_seconds", help: "Seconds spent in forward steps").set(s.stepSeconds)
-            registry.makeGauge(name: "braid_prompt_tokens", help: "Prompt tokens admitted").set(Double(s.promptTokens))
-            registry.makeGauge(name: "braid_generated_tokens", help: "Tokens produced by steps").set(Double(s.generatedTokens))
-            registry.makeGauge(name: "braid_task_vectors_resident", help: "Task vectors being served").set(Double(catalog.vectors.count))
-            registry.makeGauge(name: "braid_task_vectors_refused", help: "Task vector files refused at the last scan").set(Double(catalog.refused.count))
-            registry.makeGauge(name: "braid_resident_bytes", help: "Resident set size of the process").set(Double(MemoryReport.current().rss))
+            registry.makeGauge(descriptor: Self.metric("braid_active_sequences", help: "Sequences in the decode batch")).set(Double(s.active))
+            registry.makeGauge(descriptor: Self.metric("braid_queued_requests", help: "Requests waiting for a sequence")).set(Double(s.queued))
+            registry.makeGauge(descriptor: Self.metric("braid_engine_steps", help: "Forward steps run")).set(Double(s.steps))
+            registry.makeGauge(descriptor: Self.metric("braid_engine_step_seconds", help: "Seconds spent in forward steps")).set(s.stepSeconds)
+            registry.makeGauge(descriptor: Self.metric("braid_prompt_tokens", help: "Prompt tokens admitted")).set(Double(s.promptTokens))
+            registry.makeGauge(descriptor: Self.metric("braid_generated_tokens", help: "Tokens produced by steps")).set(Double(s.generatedTokens))
+            registry.makeGauge(descriptor: Self.metric("braid_task_vectors_resident", help: "Task vectors being served")).set(Double(catalog.vectors.count))
+            registry.makeGauge(descriptor: Self.metric("braid_task_vectors_refused", help: "Task vector files refused at the last scan")).set(Double(catalog.refused.count))
+            registry.makeGauge(descriptor: Self.metric("braid_resident_bytes", help: "Resident set size of the process")).set(Double(MemoryReport.current().rss))
         }
         registry.emit(into: &bytes)
         var text = String(decoding: bytes, as: UTF8.self)

@@ -2,10 +2,11 @@ import Foundation
 import Testing
 import Braid
 
-/// The router shipped inside models/*.tv.gguf on prompts it was not fitted on.
+/// The router shipped inside models/*.tv.gguf — both stages, as `braid run` uses it — on prompts
+/// disjoint from everything `router fit` read (dev splits, general.dev, prompts/router-train.jsonl).
 @Suite(.enabled(if: Fixtures.haveReference, "needs the base model and ../shared/tasks"))
 struct RoutingIntegrationTests {
-    @Test func shippedRouterSendsEachPromptWhereItBelongs() throws {
+    @Test func shippedRouterSendsHeldOutPromptsWhereTheyBelong() throws {
         let model = try Fixtures.model()
         let tokenizer = try BPETokenizer(gguf: model.gguf)
         let sha = try BaseIdentity.sha256(of: model)
@@ -13,19 +14,30 @@ struct RoutingIntegrationTests {
         let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".tv.gguf") }.sorted()
         let router = try Router(tasks: files.map { try TaskVector(path: "\(dir)/\($0)", base: model, baseSHA256: sha) })
         let features = QueryFeatures(model: model, tokenizer: tokenizer, template: ChatTemplate(), layers: router.featureLayers)
-        var cases: [TaskExample] = []
-        for t in ["arith", "json", "sentiment", "spell"] {
-            cases += try TaskSuite.load(Fixtures.shared.appendingPathComponent("tasks/\(t).test.jsonl").path, limit: 300).suffix(10)
+        let tasks = ["arith", "json", "sentiment", "spell"]
+        func load(_ path: String, limit: Int? = nil) throws -> [TaskExample] { try TaskSuite.load(path, limit: limit) }
+        let taskDir = Fixtures.shared.appendingPathComponent("tasks").path
+        var fitted = Set<String>()
+        for path in tasks.map({ "\(taskDir)/\($0).dev.jsonl" }) + ["\(taskDir)/general.dev.jsonl", Fixtures.root.appendingPathComponent("prompts/router-train.jsonl").path] {
+            for e in try load(path) { fitted.insert(e.prompt) }
         }
-        cases += try TaskSuite.load(Fixtures.root.appendingPathComponent("prompts/rephrased.jsonl").path)
-        cases += try TaskSuite.load(Fixtures.root.appendingPathComponent("prompts/general.jsonl").path)
+        var cases: [TaskExample] = []
+        for t in tasks { cases += try load("\(taskDir)/\(t).test.jsonl", limit: 60) }
+        for f in ["rephrased", "in-task-rephrased", "general"] { cases += try load(Fixtures.root.appendingPathComponent("prompts/\(f).jsonl").path) }
+        let heldOut = cases.filter { !fitted.contains($0.prompt) }
+        #expect(heldOut.count >= 370, "\(heldOut.count) held-out prompts")
         var wrong: [String] = []
-        for c in cases {
-            let (route, _) = router.route(try features.features(c.prompt), mode: .auto)
+        var early = 0
+        for c in heldOut {
+            let (p, layers) = try router.probabilities(of: c.prompt, features: features)
+            if layers < router.featureLayers ?? model.config.blockCount { early += 1 }
+            let route: Route = router.route(p, mode: .auto)
             let got = route.isBase ? "general" : route.terms[0].vector.name
             if got != c.task { wrong.append("\(c.prompt) → \(got)") }
         }
-        // Held out: the test splits' tails, our rephrasings and general questions.
-        #expect(Double(wrong.count) <= 0.05 * Double(cases.count), "\(wrong)")
+        print("router: \(heldOut.count - wrong.count) of \(heldOut.count) held-out prompts routed right, \(early) by the early stage")
+        // BENCHMARKS.md claims 1 miss in 1,340 held-out prompts.
+        #expect(wrong.count <= 1, "\(wrong)")
+        #expect(early > 0)
     }
 }

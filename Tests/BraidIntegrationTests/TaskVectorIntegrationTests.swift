@@ -47,11 +47,13 @@ struct TaskVectorIntegrationTests {
         for dtype in ["F32", "BF16"] {
             var header: [String: Any] = [:]
             var payload = Data()
+            var tunedWeights: [String: [Float]] = [:]
             for (hf, name, heads) in picks {
                 let t = try model.gguf.tensor(name)
                 var tuned = [Float](repeating: 0, count: t.elementCount)
                 tuned.withUnsafeMutableBufferPointer { BlockCodec.decode(t.type, model.gguf.data(t), into: $0.baseAddress!, count: t.elementCount) }
                 if let d = try delta.delta(name) { for i in tuned.indices { tuned[i] += d[i] } }
+                tunedWeights[name] = tuned
                 let rows = t.shape.count == 2 ? t.shape[1] : 1, cols = t.shape[0]
                 if heads > 0 {  // GGUF row h·hd + 2i + s was HF row h·hd + s·hd/2 + i
                     let hd = rows / heads
@@ -74,11 +76,16 @@ struct TaskVectorIntegrationTests {
             let source = try DeltaSource.safetensors(path, base: model)
             for (_, name, _) in picks {
                 let expected = try delta.delta(name)!, got = try source.delta(name)!
-                // BF16 keeps 8 bits of mantissa of the tuned weight: compare against its size.
-                let tolerance: Float = dtype == "F32" ? 1e-5 : 0.02
-                let worst = zip(expected, got).map { abs($0 - $1) }.max()!
-                let scale = expected.map { abs($0) }.max()!
-                #expect(worst <= tolerance * max(scale, 1), "\(dtype) \(name): max error \(worst), delta scale \(scale)")
+                // BF16 stores the tuned weight cut to its top 16 bits, so each element's delta must be
+                // exactly the GGUF delta moved by that cut (nothing else: a zeroed or scaled delta fails).
+                let tuned = tunedWeights[name]!
+                var wrong = 0
+                for i in expected.indices {
+                    let stored = dtype == "F32" ? tuned[i] : Float(bitPattern: tuned[i].bitPattern & 0xFFFF_0000)
+                    let want = expected[i] + (stored - tuned[i])
+                    if abs(got[i] - want) > 1e-6 + 1e-6 * abs(tuned[i]) { wrong += 1 }
+                }
+                #expect(wrong == 0, "\(dtype) \(name): \(wrong) of \(expected.count) deltas differ from the GGUF delta + the \(dtype) rounding")
                 if dtype == "F32" {
                     let agree = zip(expected, got).filter { ($0 >= 0) == ($1 >= 0) }.count
                     #expect(Double(agree) / Double(expected.count) > 0.999, "\(name): signs")
@@ -89,7 +96,8 @@ struct TaskVectorIntegrationTests {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("braid-hf-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             for shard in ["a", "b"] { try file.write(to: dir.appendingPathComponent("\(shard).safetensors")) }
-            #expect(throws: BraidError.self) { _ = try DeltaSource.safetensors(dir.path, base: model) }
+            let repeated = #expect(throws: BraidError.self) { _ = try DeltaSource.safetensors(dir.path, base: model) }
+            #expect(repeated?.description.hasSuffix("/b.safetensors: not shards of one model") == true)
             #expect(try DeltaSource.safetensors(dir.appendingPathComponent("a.safetensors").path, base: model).contains("blk.3.attn_q.weight"))
         }
     }

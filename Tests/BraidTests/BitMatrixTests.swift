@@ -156,13 +156,13 @@ struct BitMatrixTests {
     }
 
     @Test func keptRowsMustRiseWithinTheMatrix() {
-        #expect(throws: BraidError.self) { _ = try RowIndex([3, 2], baseRows: 8) }
-        #expect(throws: BraidError.self) { _ = try RowIndex([1, 1], baseRows: 8) }
-        #expect(throws: BraidError.self) { _ = try RowIndex([0, 8], baseRows: 8) }
-        #expect(throws: BraidError.self) { _ = try RowIndex([-1], baseRows: 8) }
+        #expect(errorText { _ = try RowIndex([3, 2], baseRows: 8) } == "kept rows must rise strictly within 0..<8 (found 2 after 3)")
+        #expect(errorText { _ = try RowIndex([1, 1], baseRows: 8) } == "kept rows must rise strictly within 0..<8 (found 1 after 1)")
+        #expect(errorText { _ = try RowIndex([0, 8], baseRows: 8) } == "kept rows must rise strictly within 0..<8 (found 8 after 0)")
+        #expect(errorText { _ = try RowIndex([-1], baseRows: 8) } == "kept rows must rise strictly within 0..<8 (found -1 after -1)")
         // A bitmap marking a row past the matrix (10 rows, bit 12 set).
         let bitmap: [UInt8] = [0b0000_0101, 0b0001_0000]
-        #expect(throws: BraidError.self) { _ = try bitmap.withUnsafeBytes { try RowIndex(bitmap: $0.baseAddress!, baseRows: 10) } }
+        #expect(errorText { _ = try bitmap.withUnsafeBytes { try RowIndex(bitmap: $0.baseAddress!, baseRows: 10) } } == "kept-rows bitmap marks row 12 of 10")
         let index = try? bitmap.withUnsafeBytes { try RowIndex(bitmap: $0.baseAddress!, baseRows: 13) }
         #expect(index.map { Array(UnsafeBufferPointer(start: $0.rows, count: $0.count)) } == [0, 2, 12])
         #expect(RowIndex.bitmap([0, 2, 12], baseRows: 13) == bitmap)

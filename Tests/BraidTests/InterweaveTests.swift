@@ -124,8 +124,8 @@ struct InterweaveTests {
         try gate.write(to: path)
         let loaded = try LearnedGate(path: path, for: vectors[0], dim: d)
         #expect(loaded.a == gate.a && loaded.b == gate.b && loaded.rank == 4)
-        #expect(throws: BraidError.self) { _ = try LearnedGate(path: path, for: vectors[1], dim: d) }
-        #expect(throws: BraidError.self) { _ = try LearnedGate(path: vectors[0].path, for: vectors[0], dim: d) }
+        #expect(errorText { _ = try LearnedGate(path: path, for: vectors[1], dim: d) }.contains(".gate.gguf was trained for another task vector (t0, sha256 "))
+        #expect(errorText { _ = try LearnedGate(path: vectors[0].path, for: vectors[0], dim: d) }.hasSuffix(".tv.gguf is not an interweaving gate (general.type = interweave_gate)"))
     }
 
     @Test func trainingTheGateLowersItsLoss() throws {

@@ -133,7 +133,7 @@ struct MergeTests {
                                         task: "tiny", description: "", options: CompressionOptions())
         let tv = FileManager.default.temporaryDirectory.appendingPathComponent("braid-merge-\(UUID().uuidString).tv.gguf").path
         try w.write(to: tv)
-        #expect(throws: BraidError.self) { _ = try MergeSource(path: tv, base: base, baseSHA256: "this-base") }
+        #expect(errorText { _ = try MergeSource(path: tv, base: base, baseSHA256: "this-base") }.hasSuffix(".tv.gguf was made for another base model (base sha256 another-base…, the loaded base is this-base…)"))
         #expect(throws: BraidError.fileNotFound(path: "/nonexistent.gguf")) { _ = try MergeSource(path: "/nonexistent.gguf", base: base, baseSHA256: "x") }
         // A fine-tune of another shape.
         var g = GGUFWriter()
@@ -143,7 +143,7 @@ struct MergeTests {
         for t in f.tensorList { try g.addTensor(t.name, shape: t.shape, type: t.type, data: Data(bytes: f.data(t), count: t.byteCount)) }
         let other = FileManager.default.temporaryDirectory.appendingPathComponent("braid-merge-\(UUID().uuidString).gguf").path
         try g.write(to: other)
-        #expect(throws: BraidError.self) { _ = try MergeSource(path: other, base: base, baseSHA256: "this-base") }
+        #expect(errorText { _ = try MergeSource(path: other, base: base, baseSHA256: "this-base") }.contains(".gguf does not have the base model's shape"))
     }
 
     @Test func taskArithmeticMergesFineTunesAndServesAsOneDelta() throws {

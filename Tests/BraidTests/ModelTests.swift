@@ -43,7 +43,7 @@ struct ModelTests {
         #expect(throws: BraidError.promptTooLong(tokens: 9, context: 8)) {
             try model.prefill(Array(repeating: 1, count: 9), cache: cache)
         }
-        #expect(throws: BraidError.self) { try model.decode(500, cache: cache) }
+        #expect(errorText { try model.decode(500, cache: cache) } == "token id 500 is outside the vocabulary")
     }
 
     @Test func missingTensorIsAClearError() throws {

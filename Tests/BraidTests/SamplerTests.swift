@@ -56,8 +56,8 @@ struct SamplerTests {
     }
 
     @Test func invalidParametersAreRefused() {
-        #expect(throws: BraidError.self) { try SamplingParameters(temperature: -1).validate() }
-        #expect(throws: BraidError.self) { try SamplingParameters(topP: 0).validate() }
+        #expect(errorText { try SamplingParameters(temperature: -1).validate() } == "--temp must be ≥ 0")
+        #expect(errorText { try SamplingParameters(topP: 0).validate() } == "--top-p must be in (0, 1]")
     }
 }
 

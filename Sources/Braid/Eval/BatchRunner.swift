@@ -43,8 +43,10 @@ public final class BatchRunner {
         self.maxTokens = maxTokens
     }
 
-    /// Answers in request order; `progress(done, total)` after each finished request.
-    public func run(_ requests: [Request], progress: (Int, Int) -> Void = { _, _ in }) throws -> [Answer] {
+    /// Answers in request order; `progress(done, total)` and `finished(request, answer)` after
+    /// each finished request (so a caller can save it before the rest are done).
+    public func run(_ requests: [Request], progress: (Int, Int) -> Void = { _, _ in },
+                    finished: (Int, Answer) throws -> Void = { _, _ in }) throws -> [Answer] {
         prefillSeconds = 0
         decodeSeconds = 0
         decodedTokens = 0
@@ -52,11 +54,12 @@ public final class BatchRunner {
         struct Slot { var request: Int; var sequence: DecodeSequence; var next: Int32; var start: UInt64 }
         func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
         var started = [UInt64](repeating: 0, count: requests.count)
-        func finish(_ i: Int, _ reason: FinishReason) {
+        func finish(_ i: Int, _ reason: FinishReason) throws {
             answers[i].finishReason = reason
             answers[i].seconds = Double(now() - started[i]) / 1e9
             done += 1
             progress(done, requests.count)
+            try finished(i, answers[i])
         }
         var slots: [Slot] = []
         var nextRequest = 0
@@ -99,7 +102,7 @@ public final class BatchRunner {
             let first = Int32(Ops.argmax(logits))
             if tokenizer.endOfGeneration.contains(first) || maxTokens == 0 {
                 spare.append(sequence)
-                finish(i, tokenizer.endOfGeneration.contains(first) ? .stop : .length)
+                try finish(i, tokenizer.endOfGeneration.contains(first) ? .stop : .length)
                 return nil
             }
             answers[i].tokens.append(first)
@@ -117,7 +120,7 @@ public final class BatchRunner {
             let step = slots.filter { answers[$0.request].tokens.count < maxTokens }
             for s in slots where answers[s.request].tokens.count >= maxTokens {
                 spare.append(s.sequence)
-                finish(s.request, .length)
+                try finish(s.request, .length)
             }
             slots = step
             if slots.isEmpty { continue }
@@ -130,7 +133,7 @@ public final class BatchRunner {
                 let id = Int32(Ops.argmax(decoder.logits(j)))
                 if tokenizer.endOfGeneration.contains(id) {
                     spare.append(s.sequence)
-                    finish(s.request, .stop)
+                    try finish(s.request, .stop)
                 } else {
                     answers[s.request].tokens.append(id)
                     s.next = id

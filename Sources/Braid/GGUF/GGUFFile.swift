@@ -2,7 +2,7 @@ import Foundation
 
 /// A memory-mapped GGUF file (versions 2 and 3): its metadata and tensor table, every offset
 /// and size checked against the file before it is used.
-public final class GGUFFile: @unchecked Sendable {
+public final class GGUFFile: Sendable {
     public let path: String
     public let map: MappedFile
     public let version: UInt32

@@ -92,9 +92,6 @@ public struct GGUFWriter {
     }
 
     public func write(to path: String) throws {
-        let tmp = path + ".part"
-        try encoded().write(to: URL(fileURLWithPath: tmp))
-        if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
-        try FileManager.default.moveItem(atPath: tmp, toPath: path)
+        try AtomicFile.write(encoded(), to: path)
     }
 }

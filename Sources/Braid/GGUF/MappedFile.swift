@@ -5,12 +5,16 @@ import Glibc
 
 /// A read-only memory map of a whole file. Weights stay in the page cache and are shared
 /// between processes; nothing is copied into the heap.
+/// @unchecked Sendable: a read-only mapping, unmapped in deinit.
 public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let bytes: UnsafeRawBufferPointer
+    /// Whether `bytes` is a heap copy (`init(copying:)`) rather than a map.
+    private let copied: Bool
 
     public init(path: String) throws {
         self.path = path
+        copied = false
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else {
             if errno == ENOENT { throw BraidError.fileNotFound(path: path) }
@@ -35,11 +39,22 @@ public final class MappedFile: @unchecked Sendable {
         bytes = UnsafeRawBufferPointer(start: p, count: size)
     }
 
+    /// A copy of `data` on the heap, exactly as large as `data` (parsers fuzzed in memory: a read
+    /// past the end is an AddressSanitizer report, not a read of the page's zero tail); `path`
+    /// names it in errors.
+    public init(copying data: UnsafeRawBufferPointer, path: String) {
+        self.path = path
+        copied = true
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(data.count, 1), alignment: 64)
+        if let src = data.baseAddress, data.count > 0 { p.copyMemory(from: src, byteCount: data.count) }
+        bytes = UnsafeRawBufferPointer(start: p, count: data.count)
+    }
+
     /// Drops the resident pages wholly inside `count` bytes at `start` from this process (a
     /// region copied elsewhere, e.g. repacked weights): they stop counting in its memory, and a
     /// later read faults them back in from the page cache. Regions outside the map are ignored.
     public func release(_ start: UnsafeRawPointer, count: Int) {
-        guard let base = bytes.baseAddress, start >= base, start + count <= base + bytes.count else { return }
+        guard !copied, let base = bytes.baseAddress, start >= base, start + count <= base + bytes.count else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let lo = (Int(bitPattern: start) + page - 1) / page * page
         let hi = (Int(bitPattern: start) + count) / page * page
@@ -48,7 +63,9 @@ public final class MappedFile: @unchecked Sendable {
     }
 
     deinit {
-        if let base = bytes.baseAddress {
+        if copied {
+            bytes.baseAddress.map { UnsafeMutableRawPointer(mutating: $0).deallocate() }
+        } else if let base = bytes.baseAddress {
             munmap(UnsafeMutableRawPointer(mutating: base), bytes.count)
         }
     }

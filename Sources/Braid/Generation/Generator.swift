@@ -3,6 +3,7 @@ import Foundation
 /// Runs prompts through a model on one sequence (one KV cache, or two when interweaving):
 /// keeps what the caches hold, so a follow-up prompt that extends the previous one (a chat
 /// turn) only evaluates its new tokens.
+/// @unchecked Sendable: one conversation (one thread) owns it and its caches.
 public final class Generator: @unchecked Sendable {
     public let model: LlamaModel
     public let tokenizer: BPETokenizer

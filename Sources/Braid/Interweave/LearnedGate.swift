@@ -174,7 +174,12 @@ public struct LearnedGate: Sendable {
 
     /// Loads a gate and checks it belongs to `vector` (the same weights) and to the model's width.
     public init(path: String, for vector: TaskVector, dim: Int) throws {
-        let f = try GGUFFile(path: path)
+        try self.init(file: GGUFFile(path: path), for: vector, dim: dim)
+    }
+
+    /// The gate in an already parsed GGUF (`file.path` names it).
+    public init(file f: GGUFFile, for vector: TaskVector, dim: Int) throws {
+        let path = f.path
         guard f.metadata["general.type"]?.stringValue == Self.fileType else {
             throw BraidError.invalidArgument("\(path) is not an interweaving gate (general.type = \(Self.fileType))")
         }

@@ -43,6 +43,7 @@ public final class DecodeSequence {
 /// interweaved. An interweaved sequence is two columns of one forward pass (base, tuned), so
 /// every weight is read once for both and only the tuned column gets the task term; the gate
 /// then mixes the two before the LM head (hidden space) or after it (logits).
+/// @unchecked Sendable: one caller at a time (a Generator, BatchRunner or the serving engine's thread).
 public final class StreamDecoder: @unchecked Sendable {
     public let model: LlamaModel
     /// nil: no interweaving.

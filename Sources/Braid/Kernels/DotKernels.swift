@@ -40,7 +40,7 @@ enum Q4_1Block: NibbleBlock {
 @inline(__always)
 func blockHalves(_ p: UnsafeRawPointer) -> (Float, Float) {
     #if AVX2
-    let v = _mm_cvtph_ps(unsafeBitCast(braid_load32(p), to: __m128i.self))
+    let v = _mm_cvtph_ps(braid_load32(p))
     return (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
     #else
     let word = p.loadUnaligned(as: UInt32.self)

@@ -14,6 +14,7 @@ import _Builtin_intrinsics.intel
 /// d of the 8 rows (fp16), m of the 8 rows (fp16; Q4_0: m = −8d), then four 32-byte vectors;
 /// in vector j, byte 4r + i holds code 8j + i of row r in its low nibble and code 8j + 4 + i in
 /// its high nibble.
+/// @unchecked Sendable: a view of read-only packed memory owned by PackedWeightStorage.
 public struct InterleavedNibbles: @unchecked Sendable {
     public static let groupRows = 8
     static let groupBlockBytes = 160

@@ -13,6 +13,7 @@ import _Builtin_intrinsics.intel
 /// Per group of 8 rows and block of 32 columns, 272 bytes (as many as the 8 blocks it replaces):
 /// d of the 8 rows (fp16), then eight 32-byte vectors; in vector j, byte 4r + i is weight 4j + i
 /// of row r.
+/// @unchecked Sendable: a view of read-only packed memory owned by PackedWeightStorage.
 public struct InterleavedQ8: @unchecked Sendable {
     static let groupBlockBytes = 272
 

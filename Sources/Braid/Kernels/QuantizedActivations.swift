@@ -5,6 +5,7 @@ import _Builtin_intrinsics.intel
 /// Activations quantised to 8 bits per 32-value block, as llama.cpp does before its Q4/Q8
 /// products: int8 values, the block scale d and d·Σq (the Q8_1 sum used by Q4_1 weights),
 /// both rounded through fp16 as ggml stores them (and the sum unrounded). Holds up to `capacity` columns of `width`.
+/// @unchecked Sendable: part of one model's scratch; filled before a parallel job, read-only during it.
 public final class QuantizedActivations: @unchecked Sendable {
     public let width: Int
     public let capacity: Int

@@ -9,6 +9,7 @@ import _Builtin_intrinsics.intel
 /// multiple of 64); a block's values are quantised so that every group's |x0|+|x1|+|x2|+|x3|
 /// fits in 127. (64 rather than 32 halves the kernel's int-to-float work: 3.5 vs 4.1 µs for a
 /// 1536 × 576 product, BENCHMARKS.md.)
+/// @unchecked Sendable: part of QuantizedActivations; written before a parallel job, read-only during it.
 public final class SignTables: @unchecked Sendable {
     public let width: Int
     public let capacity: Int
@@ -33,6 +34,7 @@ public final class SignTables: @unchecked Sendable {
     }
 
     /// What the kernels read, without the class: no reference counting in their loops.
+    /// @unchecked Sendable: a read-only view for the kernels, valid while its SignTables lives.
     public struct View: @unchecked Sendable {
         let entries: UnsafePointer<Int8>
         let scales: UnsafePointer<Float>

@@ -4,6 +4,7 @@ import Synchronization
 /// A fixed set of worker threads that run one parallel job at a time with the caller as
 /// thread 0. Workers spin between jobs (a decode step issues ~150 small jobs, too many for a
 /// wake-up each) and fall asleep on a condition variable after a few milliseconds idle.
+/// @unchecked Sendable: one submitter at a time; job hand-off goes through PoolState's atomics and lock.
 public final class ThreadPool: @unchecked Sendable {
     public let threadCount: Int
     private let state: PoolState
@@ -66,6 +67,7 @@ public final class ThreadPool: @unchecked Sendable {
 
 /// What the workers share with the pool; owned by the workers too, so it outlives the pool's
 /// deinit while they shut down.
+/// @unchecked Sendable: shared by the pool and its workers; every field is an atomic or guarded by its lock.
 private final class PoolState: @unchecked Sendable {
     let generation = Atomic<Int>(0)
     let remaining = Atomic<Int>(0)

@@ -2,6 +2,7 @@ import CPrefetch
 
 /// A rows × columns weight matrix viewed in place in its encoding (usually inside a mapped
 /// GGUF file). Row r holds the weights that produce output r.
+/// @unchecked Sendable: a view of read-only weight memory owned by the model's file or packed storage.
 public struct WeightMatrix: @unchecked Sendable {
     public let type: GGMLType
     public let rows: Int

@@ -76,13 +76,14 @@ public struct MergeConfig: Sendable {
 
     /// Parses a YAML (or JSON, a subset of YAML) merge config.
     public init(yaml text: String, source: String = "config") throws {
-        let root: Any?
+        let node: Node?
         do {
-            root = try Yams.load(yaml: text)
+            node = try Yams.compose(yaml: text)
         } catch {
             throw BraidError.invalidArgument("\(source): not valid YAML: \(error)")
         }
-        let r = try Reader(root, path: source)
+        var budget = YAMLTree.maxNodes
+        let r = try Reader(try node.map { try YAMLTree.value($0, path: source, depth: 0, budget: &budget) }, path: source)
         try r.only(["merge_method", "base_model", "models", "parameters", "aim", "evolver", "output", "name"])
         let methodName = try r.string("merge_method")
         guard let m = Method(rawValue: methodName) else {
@@ -188,6 +189,49 @@ public struct MergeConfig: Sendable {
     public func density(of i: Int) -> Float { models[i].density ?? density }
 }
 
+/// A YAML document as plain values ([String: Any], [Any], String, Int, Double, Bool, NSNull),
+/// built from Yams' node tree rather than by `Yams.load`, which traps on a key that is not a
+/// scalar and expands aliases without bound. Here keys are scalars and unique, and the document,
+/// its aliases expanded, holds at most `maxNodes` values nested at most `maxDepth` deep.
+enum YAMLTree {
+    static let maxNodes = 10_000, maxDepth = 32
+
+    static func value(_ node: Node, path: String, depth: Int, budget: inout Int) throws -> Any {
+        budget -= 1
+        guard budget >= 0 else {
+            throw BraidError.invalidArgument("\(path): too large for a config (over \(maxNodes) values once its aliases are expanded)")
+        }
+        guard depth < maxDepth else { throw BraidError.invalidArgument("\(path) nests deeper than \(maxDepth) levels") }
+        switch node {
+        case .scalar(let scalar):
+            switch node.tag.rawValue {
+            case Tag.Name.null.rawValue: return NSNull()
+            case Tag.Name.bool.rawValue: if let b = node.bool { return b }
+            case Tag.Name.int.rawValue:
+                guard let i = node.int else { throw BraidError.invalidArgument("\(path): \(scalar.string) is not a whole number braid can hold") }
+                return i
+            case Tag.Name.float.rawValue: if let d = node.float { return d }
+            default: break
+            }
+            return scalar.string
+        case .sequence(let items):
+            var out: [Any] = []
+            for (i, item) in items.enumerated() { out.append(try value(item, path: "\(path)[\(i)]", depth: depth + 1, budget: &budget)) }
+            return out
+        case .mapping(let pairs):
+            var out: [String: Any] = [:]
+            for (k, v) in pairs {
+                guard case .scalar(let key) = k else { throw BraidError.invalidArgument("\(path): a key must be a plain string") }
+                guard out[key.string] == nil else { throw BraidError.invalidArgument("\(path) has the key \(key.string) twice") }
+                out[key.string] = try value(v, path: "\(path).\(key.string)", depth: depth + 1, budget: &budget)
+            }
+            return out
+        case .alias:
+            throw BraidError.invalidArgument("\(path): an alias to nothing")
+        }
+    }
+}
+
 /// Typed access to one YAML mapping, with the key path in every error.
 private struct Reader {
     let map: [String: Any]
@@ -195,7 +239,13 @@ private struct Reader {
 
     init(_ node: Any?, path: String) throws {
         guard let m = node as? [AnyHashable: Any] else { throw BraidError.invalidArgument("\(path) must be a mapping of keys to values") }
-        map = Dictionary(uniqueKeysWithValues: m.map { ("\($0.key)", $0.value) })
+        var keys: [String: Any] = [:]
+        for (k, v) in m {
+            let key = "\(k)"
+            guard keys[key] == nil else { throw BraidError.invalidArgument("\(path) has the key \(key) twice") }
+            keys[key] = v
+        }
+        map = keys
         self.path = path
     }
 

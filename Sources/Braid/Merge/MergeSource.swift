@@ -3,6 +3,7 @@ import Foundation
 /// One model of a merge, whatever file it comes in: a delta GGUF (tuned = base + delta), a
 /// full fine-tuned GGUF (delta = tuned − base) or a braid task vector (1-bit or dense). All
 /// three answer the same question: the float delta of a base tensor.
+/// @unchecked Sendable: immutable after init (read-only maps and decoded arrays); readers share it freely.
 public final class MergeSource: @unchecked Sendable {
     public let path: String
     public let name: String

@@ -3,6 +3,7 @@ import Synchronization
 /// Merged weights held in memory, so a search can score one candidate merge after another
 /// without writing a file: every block matrix re-encoded as Q8_0 into buffers allocated once,
 /// norms as floats; the embedding and LM head stay the base's.
+/// @unchecked Sendable: owned by the search that fills it, one candidate at a time; the model reads it between fills.
 public final class MergedWeights: @unchecked Sendable {
     public private(set) var weights: LlamaWeights
     private let base: LlamaModel

@@ -5,6 +5,7 @@ import Synchronization
 /// Runs a merge config over a base: opens the models, prepares what needs the whole model
 /// first (TIES's whole-model thresholds), then yields the merged delta of each base tensor —
 /// the method's, then AIM's relaxation when the config asks for it.
+/// @unchecked Sendable: one merge command owns it; its pool workers only read the sources during `forEach`.
 public final class Merger: @unchecked Sendable {
     public let config: MergeConfig
     public let base: LlamaModel

@@ -1,6 +1,7 @@
 /// Keys and values of one sequence (one stream) for every layer, stored as fp16 like
 /// llama.cpp's default cache. Memory is reserved for the whole context up front but only
 /// pages actually written count toward RSS.
+/// @unchecked Sendable: one sequence owns it; the model's pool writes disjoint rows of it inside one forward call.
 public final class KVCache: @unchecked Sendable {
     public let layers: Int
     public let capacity: Int

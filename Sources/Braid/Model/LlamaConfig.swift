@@ -37,30 +37,44 @@ public struct LlamaConfig: Sendable, Equatable {
         let arch = try gguf.string("general.architecture")
         guard arch == "llama" else { throw BraidError.unsupportedArchitecture(arch) }
         func key(_ k: String) -> String { "\(arch).\(k)" }
-        let heads = try gguf.int(key("attention.head_count"))
-        let dim = try gguf.int(key("embedding_length"))
+        // Every size becomes an allocation, a loop bound or a factor of one: each is checked
+        // against what a model can have before it is used (a block per tensor at most; widths
+        // and counts far above today's largest models, small enough that products cannot overflow).
+        func size(_ k: String, _ value: Int, _ range: ClosedRange<Int>) throws -> Int {
+            try CheckedInt.int(value, "\(k) of \(gguf.path)", in: range)
+        }
+        func size(_ k: String, _ range: ClosedRange<Int>) throws -> Int { try size(key(k), try gguf.int(key(k)), range) }
+        func optionalSize(_ k: String, _ range: ClosedRange<Int>) throws -> Int? {
+            guard gguf.metadata[key(k)] != nil else { return nil }
+            return try size(k, range)
+        }
+        let heads = try size("attention.head_count", 1...Self.maxHeads)
+        let dim = try size("embedding_length", 1...Self.maxWidth)
         let vocab: Int
-        if let v = gguf.metadata[key("vocab_size")]?.intValue {
+        if let v = try optionalSize("vocab_size", 1...Self.maxVocabulary) {
             vocab = v
         } else {
-            vocab = try gguf.tensor("token_embd.weight").rows
+            vocab = try size("token_embd.weight rows", gguf.tensor("token_embd.weight").rows, 1...Self.maxVocabulary)
         }
-        let headDim = gguf.metadata[key("attention.key_length")]?.intValue ?? (heads > 0 ? dim / heads : 0)
+        let headDim = try optionalSize("attention.key_length", 1...Self.maxWidth) ?? dim / heads
         self.init(
             architecture: arch,
-            blockCount: try gguf.int(key("block_count")),
+            blockCount: try size("block_count", 1...max(1, gguf.tensorList.count)),
             embeddingLength: dim,
-            feedForwardLength: try gguf.int(key("feed_forward_length")),
+            feedForwardLength: try size("feed_forward_length", 1...Self.maxWidth),
             headCount: heads,
-            headCountKV: gguf.metadata[key("attention.head_count_kv")]?.intValue ?? heads,
+            headCountKV: try optionalSize("attention.head_count_kv", 1...Self.maxHeads) ?? heads,
             headDim: headDim,
-            ropeDimensions: gguf.metadata[key("rope.dimension_count")]?.intValue ?? headDim,
+            ropeDimensions: try optionalSize("rope.dimension_count", 0...Self.maxWidth) ?? headDim,
             ropeFreqBase: Float(gguf.metadata[key("rope.freq_base")]?.floatValue ?? 10_000),
             rmsEpsilon: Float(try gguf.float(key("attention.layer_norm_rms_epsilon"))),
-            contextLength: try gguf.int(key("context_length")),
+            contextLength: try size("context_length", 1...Self.maxContext),
             vocabularySize: vocab)
         try validate()
     }
+
+    /// Bounds on sizes read from a file (LlamaConfig(gguf:)).
+    static let maxWidth = 1 << 18, maxHeads = 1 << 12, maxVocabulary = 1 << 24, maxContext = 1 << 24
 
     func validate() throws {
         func check(_ ok: Bool, _ what: String) throws {

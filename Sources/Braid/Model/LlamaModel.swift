@@ -18,6 +18,7 @@ public struct BatchEntry {
 /// with its own position and KV cache, so prefill (one stream, consecutive positions),
 /// decode (one column) and multi-stream decode share one code path. Every matrix is read once
 /// per batch, whatever the number of columns.
+/// @unchecked Sendable: one caller runs forward passes at a time (a command's thread or the serving engine's); weights are read-only.
 public final class LlamaModel: @unchecked Sendable {
     public let gguf: GGUFFile
     public let config: LlamaConfig
@@ -304,6 +305,7 @@ public final class LlamaModel: @unchecked Sendable {
 }
 
 /// Per-model work buffers, sized once for the largest batch; nothing is allocated per token.
+/// @unchecked Sendable: belongs to its model, used only inside that model's forward call.
 final class Scratch: @unchecked Sendable {
     let x, xb, q, k, v, att, tmp, gate, up, logits, scores: UnsafeMutablePointer<Float>
     let scoreStride: Int

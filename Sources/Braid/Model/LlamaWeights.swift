@@ -99,6 +99,7 @@ public struct LlamaWeights: Sendable {
 }
 
 /// Memory holding repacked weight copies, freed with the last weights that use it.
+/// @unchecked Sendable: written once while weights are repacked, read-only afterwards.
 public final class PackedWeightStorage: @unchecked Sendable {
     private var buffers: [UnsafeMutableRawPointer] = []
 

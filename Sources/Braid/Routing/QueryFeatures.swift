@@ -2,6 +2,7 @@
 /// states over the tokens of the user message. The system prompt and the user header are the
 /// same for every query, so their keys and values are computed once and kept; each query then
 /// runs only its own tokens, through the first `layers` blocks (all by default).
+/// @unchecked Sendable: one caller at a time (it runs the model and keeps the prefix cache).
 public final class QueryFeatures: @unchecked Sendable {
     public let model: LlamaModel
     public let tokenizer: BPETokenizer

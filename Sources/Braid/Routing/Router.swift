@@ -54,6 +54,7 @@ public enum RoutingMode: String, Sendable, CaseIterable {
 
 /// Nearest-centroid (cosine) or linear-softmax classification of query features over the
 /// loaded tasks plus "none" (DESIGN.md §4; Twin-Merging's soft weights for `blend`).
+/// @unchecked Sendable: immutable after init.
 public struct Router: @unchecked Sendable {
     public let tasks: [TaskVector]
     let data: [RouterData]

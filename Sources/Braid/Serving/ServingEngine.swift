@@ -7,6 +7,7 @@ import Synchronization
 /// per-step column budget, next to the running sequences' decode tokens, so streams keep
 /// flowing while new prompts are read, and prompts that arrive together share one forward.
 /// The system turn's keys and values are computed once per route and copied.
+/// @unchecked Sendable: the engine thread owns the model and sequences; other threads only touch the lock-guarded queue and counters.
 public final class ServingEngine: @unchecked Sendable {
     public struct Configuration: Sendable {
         /// Sequences decoded together.

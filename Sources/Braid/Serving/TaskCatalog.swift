@@ -3,7 +3,7 @@ import Foundation
 /// The task vectors a server holds: every `*.tv.gguf` of a folder made for the base, the router
 /// their metadata carries, and the files it refused and why. A rescan reuses vectors whose file
 /// did not change, so in-flight routes keep theirs and reloading costs only the new files.
-public final class TaskCatalog: @unchecked Sendable {
+public final class TaskCatalog: Sendable {
     public let directory: String
     public let vectors: [TaskVector]
     /// nil when no vector is present or they carry no router data.

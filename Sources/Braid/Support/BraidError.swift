@@ -5,6 +5,7 @@ import Foundation
 public enum BraidError: Error, CustomStringConvertible, Equatable {
     case fileNotFound(path: String)
     case cannotOpen(path: String, reason: String)
+    case cannotWrite(path: String, reason: String)
     case ggufBadMagic(path: String)
     case ggufUnsupportedVersion(path: String, version: UInt32)
     case ggufTruncated(path: String, what: String)
@@ -18,6 +19,8 @@ public enum BraidError: Error, CustomStringConvertible, Equatable {
     case promptTooLong(tokens: Int, context: Int)
     case invalidUTF8(source: String)
     case invalidArgument(String)
+    case outOfRange(what: String, value: String, allowed: String)
+    case duplicateTask(name: String, first: String, second: String)
 
     public var description: String {
         switch self {
@@ -25,6 +28,8 @@ public enum BraidError: Error, CustomStringConvertible, Equatable {
             return "file not found: \(p)"
         case .cannotOpen(let p, let r):
             return "cannot open \(p): \(r)"
+        case .cannotWrite(let p, let r):
+            return "cannot write \(p): \(r)"
         case .ggufBadMagic(let p):
             return "\(p) is not a GGUF file (bad magic)"
         case .ggufUnsupportedVersion(let p, let v):
@@ -51,6 +56,10 @@ public enum BraidError: Error, CustomStringConvertible, Equatable {
             return "\(s) is not valid UTF-8"
         case .invalidArgument(let m):
             return m
+        case .outOfRange(let w, let v, let a):
+            return "\(w) is \(v), out of range (allowed: \(a))"
+        case .duplicateTask(let n, let a, let b):
+            return a == b ? "task \(n) is given twice (\(a))" : "task \(n) comes from two files: \(a) and \(b)"
         }
     }
 }

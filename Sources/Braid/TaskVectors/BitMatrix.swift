@@ -16,6 +16,7 @@ import _Builtin_intrinsics.intel
 /// columns 8k…8k+7 (bit j is column 8k + j, 1 means +1). One 32-byte load so holds a byte of 32
 /// rows, and its two nibbles index the lookup tables of two groups of four activations
 /// (`SignTables`).
+/// @unchecked Sendable: raw pointers into memory its TaskVector owns and never writes after loading.
 public struct BitMatrix: @unchecked Sendable {
     public static let tileRows = 32
     public static let groupRows = 192
@@ -166,10 +167,10 @@ public struct BitMatrix: @unchecked Sendable {
                 let alpha = UnsafeRawPointer(scales + start)
                 let k = SIMD8<Float>(repeating: coefficient)
                 let o = UnsafeMutableRawPointer(out)
-                o.storeBytes(of: k * alpha.loadUnaligned(as: SIMD8<Float>.self) * unsafeBitCast(f0, to: SIMD8<Float>.self), as: SIMD8<Float>.self)
-                o.storeBytes(of: k * alpha.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self) * unsafeBitCast(f1, to: SIMD8<Float>.self), toByteOffset: 32, as: SIMD8<Float>.self)
-                o.storeBytes(of: k * alpha.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self) * unsafeBitCast(f2, to: SIMD8<Float>.self), toByteOffset: 64, as: SIMD8<Float>.self)
-                o.storeBytes(of: k * alpha.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self) * unsafeBitCast(f3, to: SIMD8<Float>.self), toByteOffset: 96, as: SIMD8<Float>.self)
+                o.storeBytes(of: k * alpha.loadUnaligned(as: SIMD8<Float>.self) * f0, as: SIMD8<Float>.self)
+                o.storeBytes(of: k * alpha.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self) * f1, toByteOffset: 32, as: SIMD8<Float>.self)
+                o.storeBytes(of: k * alpha.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self) * f2, toByteOffset: 64, as: SIMD8<Float>.self)
+                o.storeBytes(of: k * alpha.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self) * f3, toByteOffset: 96, as: SIMD8<Float>.self)
                 return
             }
             withUnsafeBytes(of: (f0, f1, f2, f3)) { raw in

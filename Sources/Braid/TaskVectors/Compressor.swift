@@ -33,9 +33,7 @@ public struct CompressionOptions: Sendable {
 public enum Compressor {
     public static func compress(_ source: DeltaSource, base: LlamaModel, baseSHA256: String, task: String, description: String,
                                 options: CompressionOptions, progress: (Int, Int) -> Void = { _, _ in }) throws -> GGUFWriter {
-        guard !task.isEmpty, task.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
-            throw BraidError.invalidArgument("task name \"\(task)\" must be letters, digits, - or _")
-        }
+        try TaskVector.checkName(task)
         let unknown = options.denseKinds.subtracting(TaskVector.matrixKinds)
         guard unknown.isEmpty else {
             throw BraidError.invalidArgument("unknown matrix kinds \(unknown.sorted()) (known: \(TaskVector.matrixKinds.joined(separator: ", ")))")

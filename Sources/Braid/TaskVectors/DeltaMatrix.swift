@@ -1,5 +1,6 @@
 /// One matrix of a task vector: 1-bit signs with scales, or a denser encoding kept where a
 /// policy buys accuracy with bytes (or a full fine-tune's delta, served as is).
+/// @unchecked Sendable: a value over memory its TaskVector owns read-only.
 public enum DeltaMatrix: @unchecked Sendable {
     case bits(BitMatrix)
     case dense(WeightMatrix)

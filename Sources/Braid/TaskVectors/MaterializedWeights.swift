@@ -3,6 +3,7 @@ import Foundation
 /// The other way to execute y = W0·x + Σ c_k·D_k·x: build W0 + Σ c_k·D_k once for a route and
 /// run it like a plain model. Costs memory (a copy of every matrix, in `type`) and the build
 /// time; reads `type`'s bytes per token instead of the base's plus the task vectors'.
+/// @unchecked Sendable: built once for a route, read-only afterwards; buffers freed in deinit.
 public final class MaterializedWeights: @unchecked Sendable {
     public let weights: LlamaWeights
     public let byteCount: Int
@@ -54,6 +55,7 @@ public final class MaterializedWeights: @unchecked Sendable {
 }
 
 /// Materialised weights per route, least recently used first out, within a byte budget.
+/// @unchecked Sendable: owned by the model's one forward caller, which looks routes up between passes.
 public final class MaterializedCache: @unchecked Sendable {
     public let budgetBytes: Int
     public let type: GGMLType

@@ -3,6 +3,7 @@ import Synchronization
 /// Which task vectors serve a query and with what coefficients: the c_k of
 /// y = W0·x + Σ c_k·D_k·x. Empty is the base model. A route travels with each column of a
 /// batch, never as global state.
+/// @unchecked Sendable: a value of immutable task vectors and coefficients.
 public struct Route: @unchecked Sendable {
     public private(set) var terms: [(vector: TaskVector, coefficient: Float)]
     /// Blended norm vectors made so far (every token of a stream needs the same ones).

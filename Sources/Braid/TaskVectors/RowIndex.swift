@@ -3,6 +3,7 @@
 /// row r kept), 1/8 byte per row. `BitMatrix` reads it through raw pointers (no reference
 /// counting in the kernels), so whoever builds one keeps it alive as long as the matrix
 /// (`TaskVector` does).
+/// @unchecked Sendable: immutable after init.
 public final class RowIndex: @unchecked Sendable {
     public let rows: UnsafePointer<Int32>
     public let count: Int

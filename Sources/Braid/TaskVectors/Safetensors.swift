@@ -2,7 +2,7 @@ import Foundation
 
 /// A Hugging Face safetensors file, memory-mapped: an 8-byte little-endian header length, a
 /// JSON header {name: {dtype, shape, data_offsets}}, then the raw tensors.
-public struct SafetensorsFile: @unchecked Sendable {
+public struct SafetensorsFile: Sendable {
     public struct Entry: Sendable {
         public let dtype: String
         public let shape: [Int]
@@ -19,28 +19,30 @@ public struct SafetensorsFile: @unchecked Sendable {
         map = try MappedFile(path: path)
         self.path = path
         let bytes = map.bytes
-        guard bytes.count >= 8 else { throw BraidError.invalidArgument("\(path) is too short to be a safetensors file") }
-        let headerLength = Int(bytes.loadUnaligned(as: UInt64.self).littleEndian)
-        guard headerLength > 0, headerLength <= bytes.count - 8,
-              let header = try? JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + headerLength)])) as? [String: Any] else {
+        guard bytes.count > 8 else { throw BraidError.invalidArgument("\(path) is too short to be a safetensors file") }
+        let headerLength = try CheckedInt.int(bytes.loadUnaligned(as: UInt64.self).littleEndian,
+                                              "the header length of \(path)", in: 1...(bytes.count - 8))
+        guard let header = try? JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + headerLength)])) as? [String: Any] else {
             throw BraidError.invalidArgument("\(path) has no valid safetensors header")
         }
         dataStart = 8 + headerLength
+        let dataBytes = bytes.count - dataStart
         var tensors: [String: Entry] = [:]
         for (name, value) in header where name != "__metadata__" {
             guard let t = value as? [String: Any], let dtype = t["dtype"] as? String, let shape = t["shape"] as? [Int],
-                  let offsets = t["data_offsets"] as? [Int], offsets.count == 2, offsets[0] <= offsets[1],
-                  offsets[1] <= bytes.count - dataStart else {
+                  let offsets = t["data_offsets"] as? [Int], offsets.count == 2 else {
                 throw BraidError.invalidArgument("\(path): tensor \(name) has a malformed header entry")
             }
+            let start = try CheckedInt.int(offsets[0], "the start offset of tensor \(name) in \(path)", in: 0...dataBytes)
+            let end = try CheckedInt.int(offsets[1], "the end offset of tensor \(name) in \(path)", in: start...dataBytes)
             guard let size = Self.elementSize[dtype] else {
                 throw BraidError.invalidArgument("\(path): tensor \(name) has dtype \(dtype); braid reads F32, F16 and BF16")
             }
-            let entry = Entry(dtype: dtype, shape: shape, range: offsets[0]..<offsets[1])
-            guard entry.count * size == entry.range.count else {
-                throw BraidError.invalidArgument("\(path): tensor \(name) has \(entry.range.count) bytes for shape \(shape)")
+            let bytesNeeded = try CheckedInt.product(shape + [size], "the shape of tensor \(name) in \(path)")
+            guard bytesNeeded == end - start else {
+                throw BraidError.invalidArgument("\(path): tensor \(name) has \(end - start) bytes for shape \(shape)")
             }
-            tensors[name] = entry
+            tensors[name] = Entry(dtype: dtype, shape: shape, range: start..<end)
         }
         self.tensors = tensors
     }

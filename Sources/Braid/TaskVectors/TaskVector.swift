@@ -3,6 +3,7 @@ import Foundation
 /// A fine-tune stored as its difference from the base: per base matrix a `DeltaMatrix`, per
 /// norm vector a float delta. Loaded memory-mapped from braid's task-vector GGUF (or, for the
 /// full fine-tune, from a delta GGUF as shipped), and checked against the base it serves.
+/// @unchecked Sendable: immutable after loading; every route and request shares it read-only.
 public final class TaskVector: @unchecked Sendable {
     /// 3 added kept rows (`NAME.rows`, a bitmap); version 2 files are version 3 files that keep every row.
     public static let formatVersion = 3
@@ -24,9 +25,14 @@ public final class TaskVector: @unchecked Sendable {
 
     /// Loads `path` for `base`. A braid task vector must name `baseSHA256`; a plain delta GGUF
     /// (`general.type = delta`) is accepted when its shapes fit.
-    public init(path: String, base: LlamaModel, baseSHA256: String?) throws {
-        let file = try GGUFFile(path: path)
+    public convenience init(path: String, base: LlamaModel, baseSHA256: String?) throws {
+        try self.init(file: GGUFFile(path: path), base: base, baseSHA256: baseSHA256)
+    }
+
+    /// The task vector in an already parsed GGUF (`file.path` names it).
+    public init(file: GGUFFile, base: LlamaModel, baseSHA256: String?) throws {
         self.file = file
+        let path = file.path
         self.path = path
         let type = file.metadata["general.type"]?.stringValue
         let url = URL(fileURLWithPath: path)
@@ -43,11 +49,13 @@ public final class TaskVector: @unchecked Sendable {
                 throw BraidError.invalidArgument("\(path) was made for another base model (base sha256 \(made.prefix(12))…, the loaded base is \(expected.prefix(12))…)")
             }
         case "delta":
-            name = file.metadata["delta.task"]?.stringValue ?? url.deletingPathExtension().lastPathComponent
+            name = file.metadata["delta.task"]?.stringValue ?? String(url.lastPathComponent.prefix { $0 != "." })
             description = "full fine-tune delta \(url.lastPathComponent)"
         default:
             throw BraidError.invalidArgument("\(path) is neither a braid task vector nor a delta GGUF (general.type = \(type ?? "none"))")
         }
+
+        try Self.checkName(name, in: path)
 
         let c = base.config
         func vector(_ n: String, _ count: Int) throws -> [Float]? {
@@ -146,4 +154,29 @@ private final class DecodedFloats {
     let values: UnsafeMutablePointer<Float>
     init(count: Int) { values = .allocate(capacity: max(1, count)) }
     deinit { values.deallocate() }
+}
+
+extension TaskVector {
+    /// Names a route or a router label already means: a task may not take them.
+    public static let reservedNames: Set<String> = ["base", "none", "general", "braid", "auto", "blend"]
+
+    /// A task name is letters, digits, - or _, and not one of `reservedNames`.
+    public static func checkName(_ name: String, in file: String? = nil) throws {
+        let source = file.map { " (in \($0))" } ?? ""
+        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+            throw BraidError.invalidArgument("task name \"\(name)\"\(source) must be letters, digits, - or _")
+        }
+        guard !reservedNames.contains(name) else {
+            throw BraidError.invalidArgument("task name \"\(name)\"\(source) is reserved (\(reservedNames.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    /// Refuses two vectors of one task: a blend or a router holding both would be ambiguous.
+    public static func requireDistinctNames(_ vectors: [TaskVector]) throws {
+        var seen: [String: String] = [:]
+        for v in vectors {
+            if let first = seen[v.name] { throw BraidError.duplicateTask(name: v.name, first: first, second: v.path) }
+            seen[v.name] = v.path
+        }
+    }
 }

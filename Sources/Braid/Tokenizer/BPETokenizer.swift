@@ -3,6 +3,7 @@ import Synchronization
 
 /// Byte-level BPE over a GGUF vocabulary (`tokenizer.ggml.model = gpt2`), with llama.cpp's
 /// `smollm` pre-tokenizer and its handling of special tokens.
+/// @unchecked Sendable: immutable tables; the only mutable state, the piece cache, sits behind a Mutex.
 public final class BPETokenizer: @unchecked Sendable {
     public let tokens: [String]
     /// Raw bytes of every token (control tokens: their UTF-8 text).

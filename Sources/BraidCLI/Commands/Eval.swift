@@ -44,6 +44,9 @@ struct Eval: ParsableCommand {
         let rt = try Runtime(modelOptions)
         if let m = materialize { rt.model.materialized = try TaskOptions.materializedCache(m, budgetMiB: 1024) }
         let taskNames = tasks.split(separator: ",").map(String.init)
+        if let twice = taskNames.first(where: { t in taskNames.filter { $0 == t }.count > 1 }) {
+            throw ValidationError("--tasks lists \(twice) twice")
+        }
         var examples: [TaskExample] = []
         for t in taskNames {
             examples += try TaskSuite.load("\(suites)/\(t).\(split).jsonl", limit: limit)
@@ -76,7 +79,7 @@ struct Eval: ParsableCommand {
             let mean = acc.map(\.percent).reduce(0, +) / Double(max(acc.count, 1))
             table.append((label, acc, mean))
             rows.append(["config": label, "spec": spec, "mean": mean, "seconds": Date().timeIntervalSince(start),
-                         "tasks": Dictionary(uniqueKeysWithValues: acc.map { ($0.task, ["accuracy": $0.percent, "n": $0.count] as [String: Any]) })])
+                         "tasks": Dictionary(acc.map { ($0.task, ["accuracy": $0.percent, "n": $0.count] as [String: Any]) }, uniquingKeysWith: { a, _ in a })])
         }
         if json {
             let data = try JSONSerialization.data(withJSONObject: ["split": split, "limit": limit, "results": rows], options: [.prettyPrinted, .sortedKeys])

@@ -31,6 +31,12 @@ struct Run: ParsableCommand {
     @Flag(name: [.short, .long], help: "No progress bar.")
     var quiet = false
 
+    @Flag(help: "Stop at the first bad line (after answering the lines before it) instead of recording the error and going on.")
+    var failFast = false
+
+    @Flag(help: "Skip the ids already in --output and append the rest (continues a run that was stopped).")
+    var resume = false
+
     struct Line: Decodable {
         var id: String?
         var prompt: String
@@ -38,105 +44,219 @@ struct Run: ParsableCommand {
         var answer: String?
     }
 
+    /// A line of the input: its number in the file, its id, and the prompt or why it cannot run.
+    struct Item {
+        var number: Int
+        var id: String
+        var line: Result<Line, LineError>
+    }
+
+    struct LineError: Error, CustomStringConvertible {
+        var description: String
+    }
+
     func validate() throws {
         guard batch >= 1 && batch <= 64 else { throw ValidationError("--batch must be between 1 and 64") }
         guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be ≥ 1") }
+        if resume && (output == nil || output == "-") { throw ValidationError("--resume needs --output FILE") }
+    }
+
+    /// Every non-blank line, parsed; a line that is not a prompt object, has an empty prompt or
+    /// repeats an id is kept as an error.
+    static func items(_ text: String) -> [Item] {
+        var items: [Item] = []
+        var firstLine: [String: Int] = [:]
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            guard raw.contains(where: { !$0.isWhitespace }) else { continue }
+            let number = i + 1
+            var id = String(number)
+            let line: Result<Line, LineError>
+            if let l = try? JSONDecoder().decode(Line.self, from: Data(raw.utf8)) {
+                id = l.id ?? id
+                if l.prompt.isEmpty {
+                    line = .failure(LineError(description: "empty prompt"))
+                } else if let first = firstLine[id] {
+                    line = .failure(LineError(description: "id \(id) repeats line \(first)"))
+                } else {
+                    line = .success(l)
+                }
+            } else {
+                line = .failure(LineError(description: "not a JSON object with a \"prompt\" string"))
+            }
+            if firstLine[id] == nil { firstLine[id] = number }
+            items.append(Item(number: number, id: id, line: line))
+        }
+        return items
     }
 
     func run() throws {
-        let text = try readText(path: input)
-        var lines: [Line] = []
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
-            do { lines.append(try JSONDecoder().decode(Line.self, from: Data(raw.utf8))) } catch {
-                throw ValidationError("\(input):\(i + 1): not a JSON object with a \"prompt\" string")
-            }
+        let all = Self.items(try readText(path: input))
+        let answers = try AnswerFile(path: output.flatMap { $0 == "-" ? nil : $0 }, resume: resume)
+        let items = all.filter { !answers.answered.contains($0.id) }
+        if resume { printError("run: \(all.count - items.count) of \(all.count) lines already in \(output!), \(items.count) to go") }
+        if failFast, let bad = items.first(where: { (try? $0.line.get()) == nil }), case .failure(let e) = bad.line {
+            throw BraidError.invalidArgument("\(input):\(bad.number): \(e)")
         }
+
         let rt = try Runtime(modelOptions)
         let fixed = try taskOptions.route(for: rt.model)
         let routing = try QueryRouting(taskOptions, rt, fixed: fixed, needPrior: interweaveOptions.needsPrior)
         var byName: [String: TaskVector] = [:]
         if oracle { for v in try loadTaskVectors(taskOptions.taskDir, model: rt.model) { byName[v.name] = v } }
-
-        // Route every line (one base prefill each), then decode them in batches.
-        let routeBar = ProgressBar("route", quiet: quiet)
-        var routes: [RoutingDecision] = []
-        for (i, l) in lines.enumerated() {
-            var forced: Route?
-            if oracle {
-                let t = l.task ?? "general"
-                guard t == "general" || byName[t] != nil else { throw ValidationError("line \(i + 1): unknown task \(t) (known: \(byName.keys.sorted().joined(separator: ", ")))") }
-                forced = byName[t].map { Route([($0, 1)]) } ?? .base
-            }
-            let asksRouter = forced == nil || interweaveOptions.needsPrior
-            routes.append(asksRouter ? try routing.route(l.prompt, forcing: forced) : RoutingDecision(fixed: forced!))
-            routeBar.update(i + 1, lines.count)
-        }
         let gate = try interweaveOptions.gate(for: routing.router?.tasks ?? fixed.terms.map(\.vector) + byName.values, model: rt.model)
-        let requests = zip(lines, routes).map { l, r in
-            BatchRunner.Request(prompt: rt.tokenizer.encode(rt.template.render([.user(l.prompt)])), route: r.route, prior: r.prior)
-        }
-        for r in requests where r.prompt.count + maxTokens >= rt.contextLength {
-            throw BraidError.promptTooLong(tokens: r.prompt.count + maxTokens, context: rt.contextLength)
-        }
-        let bar = ProgressBar("run", quiet: quiet)
-        let start = Date()
         let runner = BatchRunner(model: rt.model, tokenizer: rt.tokenizer, batch: batch, maxTokens: maxTokens, interweave: gate)
-        let answers = try runner.run(requests, progress: bar.update)
-        let seconds = Date().timeIntervalSince(start)
-
-        let out = output.flatMap { $0 == "-" ? nil : $0 }
-        if let out { _ = FileManager.default.createFile(atPath: out, contents: nil) }
-        let handle = out.map { FileHandle(forWritingAtPath: $0)! } ?? FileHandle.standardOutput
-        var perTask: [String: (Int, Int)] = [:]
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        for (i, (l, a)) in zip(lines, answers).enumerated() {
-            let textOut = rt.tokenizer.decode(a.tokens)
-            let route = routes[i].route
-            var correct: Bool?
-            if let answer = l.answer, let task = l.task {
-                correct = Scorer.isCorrect(task: task, output: textOut, answer: answer)
-                perTask[task, default: (0, 0)].0 += correct! ? 1 : 0
-                perTask[task, default: (0, 0)].1 += 1
+
+        var stats = Stats()
+        var failures: [(Item, String)] = []
+        let bar = ProgressBar("run", quiet: quiet)
+        let start = Date()
+        // Lines go in chunks: each chunk is routed, then decoded in batches, and its records are
+        // written in input order as soon as every line before them is done.
+        let chunkSize = batch * 8
+        var stop: Error?
+        for chunkStart in stride(from: 0, to: items.count, by: chunkSize) {
+            let chunk = items[chunkStart..<min(items.count, chunkStart + chunkSize)]
+            var records: [Int: Data] = [:]
+            var written = 0
+            func flushReady() throws {
+                while let r = records[written] {
+                    try answers.append(r)
+                    records[written] = nil
+                    written += 1
+                    bar.update(chunkStart + written, items.count)
+                }
             }
-            let record = OutputLine(
-                id: l.id ?? String(i + 1), prompt: l.prompt, output: textOut,
-                route: .init(mode: oracle ? "oracle" : (routing.mode?.rawValue ?? (route.isBase ? "none" : "fixed")), task: route.isBase ? "base" : route.label,
-                             coefficients: Dictionary(uniqueKeysWithValues: route.terms.map { ($0.vector.name, $0.coefficient) }),
-                             probabilities: routes[i].probabilities, route_ms: routes[i].milliseconds, route_layers: routes[i].layers,
-                             interweave: gate?.label),
-                finish_reason: a.finishReason.rawValue,
-                timings: .init(prompt_n: requests[i].prompt.count, prompt_ms: a.promptSeconds * 1000, predicted_n: a.tokens.count, total_ms: a.seconds * 1000),
-                correct: correct)
-            handle.write(try encoder.encode(record) + Data("\n".utf8))
+            var requests: [BatchRunner.Request] = []
+            var owners: [(position: Int, item: Item, line: Line, decision: RoutingDecision)] = []
+            for (position, item) in chunk.enumerated() {
+                do {
+                    let l = try item.line.get()
+                    let decision = try route(l, routing: routing, byName: byName)
+                    let prompt = rt.tokenizer.encode(rt.template.render([.user(l.prompt)]))
+                    guard prompt.count + maxTokens < rt.contextLength else {
+                        throw BraidError.promptTooLong(tokens: prompt.count + maxTokens, context: rt.contextLength)
+                    }
+                    requests.append(BatchRunner.Request(prompt: prompt, route: decision.route, prior: decision.prior))
+                    owners.append((position, item, l, decision))
+                } catch {
+                    if failFast { stop = BraidError.invalidArgument("\(input):\(item.number): \(error)"); break }
+                    failures.append((item, "\(error)"))
+                    records[position] = try encoder.encode(ErrorLine(id: item.id, line: item.number, error: "\(error)"))
+                }
+            }
+            try flushReady()
+            _ = try runner.run(requests, finished: { j, a in
+                let o = owners[j]
+                let record = Self.record(o.item, o.line, o.decision, a, promptTokens: requests[j].prompt.count,
+                                         mode: oracle ? "oracle" : routing.mode?.rawValue, gate: gate?.label, tokenizer: rt.tokenizer)
+                stats.add(record, o.decision, a)
+                records[o.position] = try encoder.encode(record)
+                try flushReady()
+            })
+            stats.add(runner)
+            if let stop { throw stop }
         }
-        if out != nil { try handle.close() }
-        let generated = answers.reduce(0) { $0 + $1.tokens.count }
-        let routeMs = routes.map(\.milliseconds).reduce(0, +) / Double(max(routes.count, 1))
-        var sum: [String: Any] = ["lines": lines.count, "batch": batch, "seconds": seconds, "generated_tokens": generated,
-                                  "tokens_per_second": Double(generated) / seconds, "mean_route_ms": routeMs,
-                                  "prefill_seconds": runner.prefillSeconds, "decode_seconds": runner.decodeSeconds,
-                                  "decode_tokens_per_second": Double(runner.decodedTokens) / max(runner.decodeSeconds, 1e-9),
-                                  "peak_rss_bytes": MemoryReport.current().peakRSS]
-        // Routing against each answer's own latency (routing + prefill + decode), median over lines.
-        let shares = zip(routes, answers).map { r, a in r.milliseconds / (r.milliseconds + a.seconds * 1000) }.sorted()
-        let routingShare = shares.isEmpty ? 0 : shares[shares.count / 2]
-        let early = routes.filter { $0.layers > 0 && $0.layers < (routing.router?.featureLayers ?? Int.max) }.count
-        sum["median_route_share"] = routingShare
-        sum["routed_early"] = early
-        if !perTask.isEmpty { sum["accuracy"] = perTask.mapValues { 100 * Double($0.0) / Double($0.1) } }
-        printError(String(format: "run: %d lines in %.1f s, %d tokens, %.1f tok/s (batch %d; decode steps %.1f tok/s, prefill %.1f s), routing %.1f ms/line, peak RSS %@",
-                          lines.count, seconds, generated, Double(generated) / seconds, batch,
-                          Double(runner.decodedTokens) / max(runner.decodeSeconds, 1e-9), runner.prefillSeconds,
-                          routeMs, MemoryReport.mib(MemoryReport.current().peakRSS)))
-        if routing.router != nil {
-            printError(String(format: "routing: median %.1f%% of an answer's latency; %d of %d lines decided by the early stage",
-                              100 * routingShare, early, routes.count))
+        stats.seconds = Date().timeIntervalSince(start)
+        try stats.report(batch: batch, featureLayers: routing.router.map { $0.featureLayers ?? Int.max }, summary: summary)
+        if !failures.isEmpty {
+            printError("run: \(failures.count) of \(items.count) lines failed (error records in the output):")
+            for (item, reason) in failures.prefix(10) { printError("  line \(item.number) (id \(item.id)): \(reason)") }
+            if failures.count > 10 { printError("  … and \(failures.count - 10) more") }
+            throw ExitCode(1)
         }
-        for (t, (r, n)) in perTask.sorted(by: { $0.key < $1.key }) { printError(String(format: "  %@: %.1f%% of %d", t, 100 * Double(r) / Double(n), n)) }
-        if let summary {
-            try JSONSerialization.data(withJSONObject: sum, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: summary))
+    }
+
+    /// The route of one line: the oracle's (its own task), or the router's / the fixed one.
+    func route(_ l: Line, routing: QueryRouting, byName: [String: TaskVector]) throws -> RoutingDecision {
+        var forced: Route?
+        if oracle {
+            let t = l.task ?? "general"
+            guard t == "general" || byName[t] != nil else {
+                throw LineError(description: "unknown task \(t) (known: \(byName.keys.sorted().joined(separator: ", ")))")
+            }
+            forced = byName[t].map { Route([($0, 1)]) } ?? .base
         }
+        if let forced, !interweaveOptions.needsPrior { return RoutingDecision(fixed: forced) }
+        return try routing.route(l.prompt, forcing: forced)
+    }
+
+    static func record(_ item: Item, _ l: Line, _ decision: RoutingDecision, _ a: BatchRunner.Answer, promptTokens: Int,
+                       mode: String?, gate: String?, tokenizer: BPETokenizer) -> OutputLine {
+        let text = tokenizer.decode(a.tokens)
+        let route = decision.route
+        var coefficients: [String: Float] = [:]
+        for t in route.terms { coefficients[t.vector.name, default: 0] += t.coefficient }
+        return OutputLine(
+            id: item.id, prompt: l.prompt, output: text,
+            route: .init(mode: mode ?? (route.isBase ? "none" : "fixed"), task: route.isBase ? "base" : route.label,
+                         coefficients: coefficients, probabilities: decision.probabilities, route_ms: decision.milliseconds,
+                         route_layers: decision.layers, interweave: gate),
+            finish_reason: a.finishReason.rawValue,
+            timings: .init(prompt_n: promptTokens, prompt_ms: a.promptSeconds * 1000, predicted_n: a.tokens.count, total_ms: a.seconds * 1000),
+            task: l.task,
+            correct: l.answer.flatMap { answer in l.task.map { Scorer.isCorrect(task: $0, output: text, answer: answer) } })
+    }
+
+    /// Totals over the answered lines, printed (and written with --summary) at the end.
+    struct Stats {
+        var lines = 0, generated = 0, decodedTokens = 0, early = 0
+        var seconds = 0.0, prefillSeconds = 0.0, decodeSeconds = 0.0, routeMilliseconds = 0.0
+        var routeShares: [Double] = []
+        var layers: [Int] = []
+        var perTask: [String: (right: Int, total: Int)] = [:]
+
+        mutating func add(_ r: OutputLine, _ d: RoutingDecision, _ a: BatchRunner.Answer) {
+            lines += 1
+            generated += a.tokens.count
+            routeMilliseconds += d.milliseconds
+            routeShares.append(d.milliseconds / (d.milliseconds + a.seconds * 1000))
+            layers.append(d.layers)
+            if let c = r.correct, let t = r.task {
+                perTask[t, default: (0, 0)].right += c ? 1 : 0
+                perTask[t, default: (0, 0)].total += 1
+            }
+        }
+
+        mutating func add(_ runner: BatchRunner) {
+            prefillSeconds += runner.prefillSeconds
+            decodeSeconds += runner.decodeSeconds
+            decodedTokens += runner.decodedTokens
+        }
+
+        func report(batch: Int, featureLayers: Int?, summary: String?) throws {
+            let routeMs = routeMilliseconds / Double(max(lines, 1))
+            let decodeRate = Double(decodedTokens) / max(decodeSeconds, 1e-9)
+            let shares = routeShares.sorted()
+            let routingShare = shares.isEmpty ? 0 : shares[shares.count / 2]
+            let early = layers.filter { $0 > 0 && $0 < (featureLayers ?? Int.max) }.count
+            let peak = MemoryReport.current().peakRSS
+            printError(String(format: "run: %d lines in %.1f s, %d tokens, %.1f tok/s (batch %d; decode steps %.1f tok/s, prefill %.1f s), routing %.1f ms/line, peak RSS %@",
+                              lines, seconds, generated, Double(generated) / max(seconds, 1e-9), batch, decodeRate, prefillSeconds,
+                              routeMs, MemoryReport.mib(peak)))
+            if featureLayers != nil {
+                printError(String(format: "routing: median %.1f%% of an answer's latency; %d of %d lines decided by the early stage",
+                                  100 * routingShare, early, lines))
+            }
+            for (t, c) in perTask.sorted(by: { $0.key < $1.key }) {
+                printError(String(format: "  %@: %.1f%% of %d", t, 100 * Double(c.right) / Double(c.total), c.total))
+            }
+            guard let summary else { return }
+            var sum: [String: Any] = ["lines": lines, "batch": batch, "seconds": seconds, "generated_tokens": generated,
+                                      "tokens_per_second": Double(generated) / max(seconds, 1e-9), "mean_route_ms": routeMs,
+                                      "prefill_seconds": prefillSeconds, "decode_seconds": decodeSeconds,
+                                      "decode_tokens_per_second": decodeRate, "peak_rss_bytes": peak,
+                                      "median_route_share": routingShare, "routed_early": early]
+            if !perTask.isEmpty { sum["accuracy"] = perTask.mapValues { 100 * Double($0.right) / Double($0.total) } }
+            try AtomicFile.write(JSONSerialization.data(withJSONObject: sum, options: [.prettyPrinted, .sortedKeys]), to: summary)
+        }
+    }
+
+    struct ErrorLine: Encodable {
+        var id: String
+        var line: Int
+        var error: String
     }
 
     struct OutputLine: Encodable {
@@ -161,6 +281,7 @@ struct Run: ParsableCommand {
         var route: RouteInfo
         var finish_reason: String
         var timings: Timings
+        var task: String?
         var correct: Bool?
     }
 }

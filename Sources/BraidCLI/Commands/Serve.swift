@@ -27,10 +27,10 @@ struct Serve: AsyncParsableCommand {
     var queue = 64
 
     @Option(help: "API key: then every endpoint but /health needs Authorization: Bearer KEY (env BRAID_API_KEY).")
-    var apiKey: String? = ProcessInfo.processInfo.environment["BRAID_API_KEY"]
+    var apiKey: String?
 
     @Option(help: "Key of POST /admin/reload (env BRAID_ADMIN_KEY); without it the endpoint is off.")
-    var adminKey: String? = ProcessInfo.processInfo.environment["BRAID_ADMIN_KEY"]
+    var adminKey: String?
 
     @Option(help: "Largest request body, bytes.")
     var maxBody = 1 << 20
@@ -62,8 +62,8 @@ struct Serve: AsyncParsableCommand {
         var config = BraidServer.Configuration()
         config.host = host
         config.port = port
-        config.apiKey = apiKey
-        config.adminKey = adminKey
+        config.apiKey = apiKey ?? ProcessInfo.processInfo.environment["BRAID_API_KEY"]
+        config.adminKey = adminKey ?? ProcessInfo.processInfo.environment["BRAID_ADMIN_KEY"]
         config.maxBody = maxBody
         config.drainTimeout = drainTimeout
         config.requestTimeout = timeout

@@ -68,6 +68,8 @@ struct TaskOptions: ParsableArguments {
         let specs = try parsed()
         if specs.isEmpty { return .base }
         let sha = try BaseIdentity.sha256(of: model)
-        return Route(try specs.map { (try TaskVector(path: $0.0, base: model, baseSHA256: sha), $0.1) })
+        let terms = try specs.map { (try TaskVector(path: $0.0, base: model, baseSHA256: sha), $0.1) }
+        try TaskVector.requireDistinctNames(terms.map(\.0))
+        return Route(terms)
     }
 }
