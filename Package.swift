@@ -14,6 +14,10 @@ let package = Package(
     products: [
         .library(name: "Braid", targets: ["Braid"]),
         .executable(name: "braid", targets: ["BraidCLI"]),
+        // libFuzzer targets (scripts/fuzz.sh builds them with -sanitize=fuzzer,address -DFUZZING);
+        // an ordinary build replays inputs through them. The server's is apart: it links the HTTP stack.
+        .executable(name: "braid-fuzz", targets: ["BraidFuzz"]),
+        .executable(name: "braid-fuzz-server", targets: ["BraidServerFuzz"]),
     ],
     traits: [
         .trait(name: "AVX2", description: "x86-64 AVX2/FMA/F16C kernels"),
@@ -61,6 +65,9 @@ let package = Package(
             dependencies: ["Braid", "BraidServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: simdFlags
         ),
+        .target(name: "BraidFuzzKit", dependencies: ["Braid"], swiftSettings: simdFlags),
+        .executableTarget(name: "BraidFuzz", dependencies: ["Braid", "BraidFuzzKit"], swiftSettings: simdFlags),
+        .executableTarget(name: "BraidServerFuzz", dependencies: ["Braid", "BraidFuzzKit", "BraidServer"], swiftSettings: simdFlags),
         .testTarget(
             name: "BraidTests",
             dependencies: ["Braid"],
