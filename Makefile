@@ -1,7 +1,7 @@
 # braid — the two entry points of the README: `make demo` and `make test`.
 BRAID = .build/release/braid
 
-.PHONY: setup build demo test bench
+.PHONY: setup build demo test bench fuzz fuzz-short
 
 setup:
 	bash scripts/setup.sh
@@ -18,6 +18,19 @@ test:
 	swift build -c release --build-tests
 	swift test -c release --skip-build
 	bash scripts/test-serve.sh
+	$(MAKE) fuzz-short
+
+# libFuzzer over every reader (README: Fuzzing), FUZZ_SECONDS each; fails on a crash, timeout or leak.
+FUZZ_SECONDS ?= 600
+fuzz: setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+
+# What `make test` runs (about 3 minutes): the Braid readers 15 s each, two at a time, built
+# unoptimised (quicker to build), and braid serve's request decoder replayed over its corpus by
+# the release build (its libFuzzer build links the HTTP stack: make fuzz).
+fuzz-short:
+	FUZZ_SECONDS=15 FUZZ_JOBS=2 FUZZ_CONFIG=debug bash scripts/fuzz.sh gguf taskvector gate safetensors merge-yaml jsonl tokenizer
+	.build/release/braid-fuzz-server --target=chat Fuzz/corpus/chat
 
 bench: build
 	$(BRAID) bench
