@@ -54,6 +54,34 @@ struct FuzzRegressionTests {
         }
     }
 
+    /// A GGUF holding only a three-token vocabulary and the given token ids.
+    func tokenizerFile(eos: GGUFValue, bos: GGUFValue? = nil) throws -> String {
+        var w = GGUFWriter()
+        w.set("tokenizer.ggml.model", .string("gpt2"))
+        w.set("tokenizer.ggml.tokens", .array(.string, ["a", "b", "ab"].map { .string($0) }))
+        w.set("tokenizer.ggml.merges", .array(.string, [.string("a b")]))
+        w.set("tokenizer.ggml.eos_token_id", eos)
+        if let bos { w.set("tokenizer.ggml.bos_token_id", bos) }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("braid-fuzzed-\(UUID().uuidString).gguf").path
+        try w.write(to: path)
+        return path
+    }
+
+    /// eos_token_id 0xE5000002 (a uint32) trapped in Int32(_:) (Fuzz/corpus/gguf/crash-eos-token-id):
+    /// token ids from the file must name a token.
+    @Test func tokenIDsOutsideTheVocabularyAreRefused() throws {
+        let eos = try tokenizerFile(eos: .uint32(0xE500_0002))
+        #expect(throws: BraidError.outOfRange(what: "tokenizer.ggml.eos_token_id of \(eos)", value: "3841982466", allowed: "0…2")) {
+            try BPETokenizer(gguf: GGUFFile(path: eos))
+        }
+        let bos = try tokenizerFile(eos: .uint32(2), bos: .int64(-1))
+        #expect(throws: BraidError.outOfRange(what: "tokenizer.ggml.bos_token_id of \(bos)", value: "-1", allowed: "0…2")) {
+            try BPETokenizer(gguf: GGUFFile(path: bos))
+        }
+        let good = try BPETokenizer(gguf: GGUFFile(path: try tokenizerFile(eos: .uint32(2), bos: .int32(0))))
+        #expect(good.eosID == 2 && good.bosID == 0 && good.encode("ab", addBOS: false) == [2])
+    }
+
     // MARK: merge-yaml (Fuzz/corpus/merge-yaml/crash-complex-key)
 
     /// Yams.load force-unwraps a key as a string: a sequence as a key (`? [a, b]`) trapped.

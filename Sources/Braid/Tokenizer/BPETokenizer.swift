@@ -30,6 +30,9 @@ public final class BPETokenizer: @unchecked Sendable {
 
     public init(tokens: [String], tokenTypes: [Int], merges mergeList: [String], bosID: Int32?, eosID: Int32, addBOS: Bool) throws {
         guard !tokens.isEmpty else { throw BraidError.invalidArgument("the vocabulary is empty") }
+        guard tokens.count <= Int(Int32.max), mergeList.count <= Int(Int32.max) else {
+            throw BraidError.invalidArgument("the vocabulary has \(tokens.count) tokens and \(mergeList.count) merges (ids are 32-bit)")
+        }
         self.tokens = tokens
         self.bosID = bosID
         self.eosID = eosID
@@ -82,12 +85,17 @@ public final class BPETokenizer: @unchecked Sendable {
             throw BraidError.invalidArgument("tokenizer model \(model) is not supported (braid reads byte-level BPE, gpt2)")
         }
         let tokens = try gguf.stringArray("tokenizer.ggml.tokens")
+        guard !tokens.isEmpty else { throw BraidError.invalidArgument("\(gguf.path): the vocabulary is empty") }
         let types = (try? gguf.intArray("tokenizer.ggml.token_type")) ?? []
         let merges = try gguf.stringArray("tokenizer.ggml.merges")
-        let bos = gguf.metadata["tokenizer.ggml.bos_token_id"]?.intValue.map(Int32.init)
-        let eos = try gguf.int("tokenizer.ggml.eos_token_id")
+        // Token ids from the file must name a token of the vocabulary.
+        func tokenID(_ key: String) throws -> Int32 {
+            Int32(try CheckedInt.int(try gguf.int(key), "\(key) of \(gguf.path)", in: 0...min(tokens.count - 1, Int(Int32.max))))
+        }
+        let bos = gguf.metadata["tokenizer.ggml.bos_token_id"] == nil ? nil : try tokenID("tokenizer.ggml.bos_token_id")
+        let eos = try tokenID("tokenizer.ggml.eos_token_id")
         let addBOS = gguf.metadata["tokenizer.ggml.add_bos_token"]?.boolValue ?? false
-        try self.init(tokens: tokens, tokenTypes: types, merges: merges, bosID: bos, eosID: Int32(eos), addBOS: addBOS)
+        try self.init(tokens: tokens, tokenTypes: types, merges: merges, bosID: bos, eosID: eos, addBOS: addBOS)
     }
 
     public func id(of token: String) -> Int32? { ids[token] }
