@@ -13,7 +13,7 @@ if [ ! -x "$BIN" ]; then
     swift build -c release --product braid-fuzz 2>&1 | grep -v '^\[' || true
 fi
 
-for t in gguf taskvector gate safetensors merge-yaml jsonl tokenizer chat; do
+for t in gguf taskvector router gate safetensors merge-yaml jsonl tokenizer chat; do
     mkdir -p "Fuzz/corpus/$t"
     find "Fuzz/corpus/$t" -type f ! -name 'crash-*' -delete
 done

@@ -18,7 +18,7 @@ SECS=${FUZZ_SECONDS:-600}
 JOBS=${FUZZ_JOBS:-1}
 CONFIG=${FUZZ_CONFIG:-release}
 SCRATCH=.build-fuzz
-ALL=(gguf taskvector gate safetensors merge-yaml jsonl tokenizer chat)
+ALL=(gguf taskvector router gate safetensors merge-yaml jsonl tokenizer chat)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=("${ALL[@]}")
 
@@ -41,10 +41,14 @@ for t in "${TARGETS[@]}"; do
     p=$(product "$t")
     case " ${products[*]} " in *" $p "*) ;; *) products+=("$p") ;; esac
 done
+mkdir -p "$SCRATCH/logs"
 for p in "${products[@]}"; do
-    swift build --scratch-path "$SCRATCH" -c "$CONFIG" -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING --product "$p" 2>&1 \
-        | grep -Ev '^\[|^warning: .*unhandled|CMakeLists.txt$|Cannot export local symbol' || true
-    [ -x "$SCRATCH/$CONFIG/$p" ] || { echo "fuzz: building $p failed" >&2; exit 1; }
+    if ! swift build --scratch-path "$SCRATCH" -c "$CONFIG" -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING --product "$p" \
+            >"$SCRATCH/logs/build-$p.log" 2>&1; then
+        grep -E 'error|warning: .*\.swift' "$SCRATCH/logs/build-$p.log" | head -30 >&2
+        echo "fuzz: building $p failed ($SCRATCH/logs/build-$p.log)" >&2
+        exit 1
+    fi
 done
 echo "fuzz: built ${products[*]} ($CONFIG) in $(( $(date +%s) - start )) s; ${#TARGETS[@]} targets × ${SECS} s, $JOBS at a time" >&2
 

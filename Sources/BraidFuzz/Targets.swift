@@ -10,6 +10,8 @@ enum Targets {
                run: gguf),
         FuzzTarget(name: "taskvector", summary: "TaskVector for a tiny base, every row decoded, a forward step on its route, its router",
                prepare: { _ = Fixtures.tinyBaseSHA; _ = Fixtures.tinyTokenizer }, run: taskVector),
+        FuzzTarget(name: "router", summary: "a task vector's router data (braid.router JSON): loaded, a query routed in every mode",
+               prepare: { _ = Fixtures.routerlessVector; _ = Fixtures.tinyVectors; _ = Fixtures.tinyTokenizer }, run: router),
         FuzzTarget(name: "gate", summary: "LearnedGate for a tiny task vector, and one gate evaluation",
                prepare: { _ = Fixtures.tinyVectors }, run: gate),
         FuzzTarget(name: "safetensors", summary: "SafetensorsFile (every tensor read), then a Hugging Face delta against a tiny base",
@@ -70,8 +72,25 @@ enum Targets {
         // One step on the vector's route: the kernels read its signs and scales from the file.
         let cache = base.makeCache(capacity: 8)
         _ = attempt("prefill") { try base.prefill([1, 5, 40], cache: cache, route: Route([(vector, 0.75)])) }
-        // Its router, as `braid generate` and `braid serve` use it.
-        guard let router = attempt("Router", { try Router(tasks: [vector]) }) else { return }
+        route([vector])
+    }
+
+    /// Router data: the JSON a task vector carries as braid.router, in a vector for the tiny base,
+    /// routed beside a vector whose data is sound.
+    static func router(_ data: UnsafeRawBufferPointer) {
+        var w = Fixtures.routerlessVector
+        w.set(RouterData.metadataKey, .string(String(decoding: data, as: UTF8.self)))
+        let file = w.encoded()
+        guard let vector = attempt("TaskVector", {
+            try file.withUnsafeBytes { try TaskVector(file: GGUFFile(map: MappedFile(copying: $0, path: "fuzz.tv.gguf")), base: Fixtures.tinyBase, baseSHA256: Fixtures.tinyBaseSHA) }
+        }) else { return }
+        route([vector, Fixtures.tinyVectors[1]])
+    }
+
+    /// The router the vectors carry, as `braid generate` and `braid serve` use it.
+    static func route(_ vectors: [TaskVector]) {
+        let base = Fixtures.tinyBase
+        guard let router = attempt("Router", { try Router(tasks: vectors) }) else { return }
         let features = QueryFeatures(model: base, tokenizer: Fixtures.tinyTokenizer, template: ChatTemplate(defaultSystemPrompt: "Be brief."),
                                      layers: router.featureLayers)
         guard let (p, _) = attempt("routing", { try router.probabilities(of: "Add 2 and 3.", features: features) }) else { return }

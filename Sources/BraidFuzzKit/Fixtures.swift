@@ -73,6 +73,10 @@ public enum Fixtures {
         }
     }()
 
+    /// A task vector for the tiny base without router data (the router target adds its input as
+    /// `braid.router`).
+    nonisolated(unsafe) public static let routerlessVector: GGUFWriter = taskVectorFile(task: "sentiment", tunedSeed: 11, router: false)
+
     public static let tinyCatalog: TaskCatalog = {
         _ = tinyVectors
         do { return try TaskCatalog(directory: catalogDir, model: tinyBase) } catch { fatal("tiny catalog: \(error)") }
@@ -168,16 +172,16 @@ public enum Fixtures {
     }
 
     /// Router data over the tiny base's features (a centroid router with an early stage after block 1).
-    static func routerJSON(seed: UInt64) -> String {
+    static func routerJSON(seed: UInt64, classifier: String = "centroid", early: Bool = true) -> String {
         var rng = Xoshiro256(seed: seed)
         let d = tinyConfig.embeddingLength
         func v() -> String { "[" + (0..<d).map { _ in String(format: "%.2f", Float(rng.next() >> 40) / Float(1 << 24) - 0.5) }.joined(separator: ",") + "]" }
         let ones = "[" + [String](repeating: "1", count: d).joined(separator: ",") + "]"
         return """
         {"shared":{"featureMean":\(v()),"featureScale":\(ones),"noneCentroid":\(v()),"noneWeight":\(v()),"noneBias":0,\
-        "threshold":0.4,"temperature":0.1,"classifier":"centroid","featureLayers":2,\
-        "early":{"featureLayers":1,"featureMean":\(v()),"featureScale":\(ones),"noneWeight":\(v()),"noneBias":0,"confidence":0.9}},\
-        "centroid":\(v()),"weight":\(v()),"bias":0.1,"earlyWeight":\(v()),"earlyBias":0}
+        "threshold":0.4,"temperature":0.1,"classifier":"\(classifier)","featureLayers":2\
+        \(early ? #","early":{"featureLayers":1,"featureMean":\#(v()),"featureScale":\#(ones),"noneWeight":\#(v()),"noneBias":0,"confidence":0.9}"# : "")},\
+        "centroid":\(v()),"weight":\(v()),"bias":0.1\(early ? #","earlyWeight":\#(v()),"earlyBias":0"# : "")}
         """
     }
 

@@ -94,6 +94,9 @@ enum Seeds {
         put("taskvector", "rows-half.tv.gguf", Fixtures.taskVectorFile(task: "json", tunedSeed: 10, rowDensity: 0.5, router: false).encoded())
         put("taskvector", "delta.gguf", deltaFile())
         put("gate", "arith.gate.gguf", Fixtures.gateFile())
+        // Router data as `braid router fit` stores it in a task vector (braid.router).
+        put("router", "centroid-early.json", Data(Fixtures.routerJSON(seed: 9).utf8))
+        put("router", "linear.json", Data(Fixtures.routerJSON(seed: 10, classifier: "linear", early: false).utf8))
         put("safetensors", "tiny-hf.safetensors", safetensorsFile())
     }
 
