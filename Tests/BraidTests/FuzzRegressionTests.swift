@@ -82,6 +82,57 @@ struct FuzzRegressionTests {
         #expect(good.eosID == 2 && good.bosID == 0 && good.encode("ab", addBOS: false) == [2])
     }
 
+    // MARK: router data (Fuzz/corpus/router/crash-*-layers-negative)
+
+    /// A task vector for a tiny base carrying `router` (fitted on random features, then edited) as braid.router.
+    func routedVector(_ edit: (inout RouterData) -> Void) throws -> (LlamaModel, TaskVector, String) {
+        let base = try LlamaModel(path: try TinyModel.write(), threads: 1)
+        let source = try DeltaSource.fineTunedGGUF(try TinyModel.write(seed: 9), base: base)
+        var w = try Compressor.compress(source, base: base, baseSHA256: "base-sha", task: "tiny", description: "", options: CompressionOptions())
+        var rng = Xoshiro256(seed: 3)
+        let d = TinyModel.config.embeddingLength
+        let features = (0..<8).map { _ in (0..<d).map { _ in rng.nextUnit() } }
+        var data = RouterFitter.fit(features: features, labels: [0, 1, 0, 1, 0, 1, 0, 1], taskCount: 1, featureLayers: 2, epochs: 5)
+        data = RouterFitter.addEarlyStage(to: data, features: features, labels: [0, 1, 0, 1, 0, 1, 0, 1], featureLayers: 1, confidence: 0.9, epochs: 5)
+        edit(&data[0])
+        w.set(RouterData.metadataKey, .string(String(decoding: try JSONEncoder().encode(data[0]), as: UTF8.self)))
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("braid-fuzzed-\(UUID().uuidString).tv.gguf").path
+        try w.write(to: path)
+        return (base, try TaskVector(path: path, base: base, baseSHA256: "base-sha"), path)
+    }
+
+    /// "featureLayers": -1 trapped in the base's forward pass (a prefix of negative length) at the first query.
+    @Test func routerBlockCountsBelowOneAreRefused() throws {
+        let (_, full, fullPath) = try routedVector { $0.shared.featureLayers = -1 }
+        #expect(throws: BraidError.invalidArgument("\(fullPath): router data takes features after -1 blocks (run braid router fit)")) {
+            try Router(tasks: [full])
+        }
+        let (_, early, earlyPath) = try routedVector { $0.shared.early!.featureLayers = -3 }
+        #expect(throws: BraidError.invalidArgument("\(earlyPath): router data takes early features after -3 blocks (run braid router fit)")) {
+            try Router(tasks: [early])
+        }
+    }
+
+    /// Vectors of another width were zipped short: a silently wrong route.
+    @Test func routerVectorsOfAnotherWidthAreRefused() throws {
+        let (_, v, path) = try routedVector { $0.centroid = [1, 2, 3] }
+        #expect(throws: BraidError.invalidArgument("\(path): router data centroid has 3 values, not 64 (run braid router fit)")) {
+            try Router(tasks: [v])
+        }
+    }
+
+    /// Data fitted on another model (more blocks than this one) is refused when it would route.
+    @Test func routerForAnotherModelIsRefusedAtTheFirstQuery() throws {
+        let (base, v, _) = try routedVector { $0.shared.featureLayers = 5 }
+        let router = try Router(tasks: [v])
+        let tokens = ["<|im_start|>", "<|im_end|>"] + (0x21...0x7E).map { String(Unicode.Scalar(UInt8($0))) }
+        let tokenizer = try BPETokenizer(tokens: tokens, tokenTypes: [3, 3], merges: [], bosID: nil, eosID: 1, addBOS: false)
+        let features = QueryFeatures(model: base, tokenizer: tokenizer, template: ChatTemplate(), layers: router.featureLayers)
+        #expect(throws: BraidError.invalidArgument("the router was fitted on features of width 64 after 5 blocks; this model has width 64 and 2 blocks (run braid router fit)")) {
+            try router.probabilities(of: "hi", features: features)
+        }
+    }
+
     // MARK: merge-yaml (Fuzz/corpus/merge-yaml/crash-complex-key)
 
     /// Yams.load force-unwraps a key as a string: a sequence as a key (`? [a, b]`) trapped.

@@ -40,6 +40,22 @@ public struct RouterData: Codable, Sendable {
     public var earlyBias: Float?
 
     public static let metadataKey = "braid.router"
+
+    /// What data read from a file must hold before it routes: every vector `width` long (the
+    /// features' width; zip would silently drop the rest) and block counts of at least one.
+    func check(path: String, width: Int) throws {
+        func refuse(_ what: String) -> BraidError { .invalidArgument("\(path): router data \(what) (run braid router fit)") }
+        guard width > 0 else { throw refuse("has no features") }
+        var vectors = [("featureMean", shared.featureMean), ("featureScale", shared.featureScale), ("noneCentroid", shared.noneCentroid),
+                       ("noneWeight", shared.noneWeight), ("centroid", centroid), ("weight", weight)]
+        if let w = earlyWeight { vectors.append(("earlyWeight", w)) }
+        if let e = shared.early {
+            vectors += [("early.featureMean", e.featureMean), ("early.featureScale", e.featureScale), ("early.noneWeight", e.noneWeight)]
+            guard e.featureLayers >= 1 else { throw refuse("takes early features after \(e.featureLayers) blocks") }
+        }
+        for (name, v) in vectors where v.count != width { throw refuse("\(name) has \(v.count) values, not \(width)") }
+        if let l = shared.featureLayers, l < 1 { throw refuse("takes features after \(l) blocks") }
+    }
 }
 
 /// How a query picks its task vectors.
@@ -71,6 +87,7 @@ public struct Router: @unchecked Sendable {
             }
             data.append(d)
         }
+        for (t, d) in zip(tasks, data) { try d.check(path: t.path, width: data[0].shared.featureMean.count) }
         self.init(tasks: tasks, data: data)
     }
 
@@ -105,7 +122,12 @@ public struct Router: @unchecked Sendable {
     /// Probabilities for a message, through the early stage when it is confident enough, else
     /// through the full router; and the blocks the deciding features came from.
     public func probabilities(of message: String, features: QueryFeatures) throws -> (probabilities: [Float], layers: Int) {
-        let full = shared.featureLayers ?? features.model.config.blockCount
+        let c = features.model.config
+        guard shared.featureMean.count == c.embeddingLength, (shared.featureLayers ?? 1) <= c.blockCount,
+              (shared.early?.featureLayers ?? 1) <= c.blockCount else {
+            throw BraidError.invalidArgument("the router was fitted on features of width \(shared.featureMean.count) after \(shared.featureLayers.map(String.init) ?? "all") blocks; this model has width \(c.embeddingLength) and \(c.blockCount) blocks (run braid router fit)")
+        }
+        let full = shared.featureLayers ?? c.blockCount
         let (p, early) = try cascade(early: { try features.features(message, layers: $0) },
                                      full: { try features.features(message, layers: full) }, fullLayers: full)
         return (p, early ? shared.early!.featureLayers : full)
