@@ -70,7 +70,7 @@ let package = Package(
         .executableTarget(name: "BraidServerFuzz", dependencies: ["Braid", "BraidFuzzKit", "BraidServer"], swiftSettings: simdFlags),
         .testTarget(
             name: "BraidTests",
-            dependencies: ["Braid"],
+            dependencies: ["Braid", "BraidServer"],
             exclude: ["Fixtures"],
             swiftSettings: simdFlags
         ),

@@ -80,7 +80,7 @@ package struct RequestTranslation {
         var maxTokens = defaultMaxTokens
         if let m = r.tokenLimit {
             guard m >= 1 else { throw APIError.invalid("max_tokens must be ≥ 1", param: "max_tokens") }
-            guard prompt.count + m <= contextSize else {
+            guard m <= contextSize - prompt.count else {  // not prompt.count + m: max_tokens may be Int.max
                 throw APIError(status: .badRequest,
                                message: "the prompt (\(prompt.count) tokens) and max_tokens (\(m)) are over the context of \(contextSize) tokens",
                                type: "invalid_request_error", code: "context_length_exceeded", param: "max_tokens")

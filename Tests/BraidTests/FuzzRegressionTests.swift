@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Braid
+import BraidServer
 
 /// Inputs the fuzzers found (scripts/fuzz.sh; each reproducer is also kept in
 /// Fuzz/corpus/TARGET/crash-*), and their siblings: each is now the error that names the problem,
@@ -131,6 +132,25 @@ struct FuzzRegressionTests {
         #expect(throws: BraidError.invalidArgument("the router was fitted on features of width 64 after 5 blocks; this model has width 64 and 2 blocks (run braid router fit)")) {
             try router.probabilities(of: "hi", features: features)
         }
+    }
+
+    // MARK: chat (Fuzz/corpus/chat/crash-max-tokens-int-max)
+
+    /// max_tokens = Int.max overflowed prompt + max_tokens: one request stopped `braid serve`.
+    @Test func maxTokensOfIntMaxIsAContextError() throws {
+        let base = try LlamaModel(path: try TinyModel.write(), threads: 1)
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("braid-empty-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        let tokens = ["<|im_start|>", "<|im_end|>", "\u{010A}", "\u{0120}"] + (0x21...0x7E).map { String(Unicode.Scalar(UInt8($0))) }
+        let tokenizer = try BPETokenizer(tokens: tokens, tokenTypes: [3, 3], merges: [], bosID: nil, eosID: 1, addBOS: false)
+        let translation = RequestTranslation(tokenizer: tokenizer, template: ChatTemplate(), catalog: try TaskCatalog(directory: empty, model: base),
+                                             defaults: SamplingParameters(), contextSize: 512, timeout: 10)
+        let body = #"{"messages":[{"role":"user","content":"hi"}],"max_tokens":9223372036854775807}"#
+        let request = try BraidServer.decodeJSON(Data(body.utf8), as: ChatCompletionRequest.self)
+        let prompt = tokenizer.encode(ChatTemplate().render([.user("hi")])).count
+        var message = "no error"
+        do { _ = try translation.chat(request) } catch { message = "\(error)" }
+        #expect(message == "400 the prompt (\(prompt) tokens) and max_tokens (9223372036854775807) are over the context of 512 tokens")
     }
 
     // MARK: merge-yaml (Fuzz/corpus/merge-yaml/crash-complex-key)
