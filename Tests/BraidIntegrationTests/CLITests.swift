@@ -3,7 +3,8 @@ import Testing
 import Braid
 
 /// The `braid` executable on bad input: a clear message and a non-zero exit, never a crash.
-let braidBinary = Fixtures.root.appendingPathComponent(".build/release/braid").path
+/// `BRAID_BINARY` picks another build (scripts/sanitize.sh runs its sanitized one).
+let braidBinary = ProcessInfo.processInfo.environment["BRAID_BINARY"] ?? Fixtures.root.appendingPathComponent(".build/release/braid").path
 
 @Suite(.enabled(if: Fixtures.haveModel && FileManager.default.fileExists(atPath: braidBinary), "needs the model and a release build of braid"))
 struct CLITests {

@@ -34,7 +34,7 @@ struct GreedyTextTests {
         var logits = Array(try model.prefill(ids, cache: cache))
         var decided = 0, ties = 0
         for step in 0..<steps {
-            let mine = Int32(Ops.argmax(logits.withUnsafeBufferPointer { $0 }))
+            let mine = Int32(logits.withUnsafeBufferPointer { Ops.argmax($0) })
             if margins[step] >= 0.5 {
                 decided += 1
                 #expect(mine == expected[step], "prompt \(prompt) step \(step): braid \(mine), llama.cpp \(expected[step]) (margin \(margins[step]))")

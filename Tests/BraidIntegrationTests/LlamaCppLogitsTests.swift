@@ -38,7 +38,7 @@ struct LlamaCppLogitsTests {
         var logits = Array(try model.prefill(promptIDs, cache: cache))
         var mismatches: [Int] = []
         for (step, expected) in generated.enumerated() {
-            let top = Int32(Ops.argmax(logits.withUnsafeBufferPointer { $0 }))
+            let top = Int32(logits.withUnsafeBufferPointer { Ops.argmax($0) })
             if margins[step] >= 0.5 && top != expected { mismatches.append(step) }
             logits = Array(try model.decode(expected, cache: cache))
         }

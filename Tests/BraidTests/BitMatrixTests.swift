@@ -36,8 +36,11 @@ struct BitMatrixTests {
         var x = (0..<width).map { _ in rng.nextUnit() * 2 - 1 }
         x[7] = 40
         let acts = QuantizedActivations(width: width, capacity: 1)
-        x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, columns: 1) }
-        acts.buildSignTables()
+        // The activations keep a pointer to x: build the tables while it is in scope.
+        x.withUnsafeBufferPointer {
+            acts.quantize($0.baseAddress!, columns: 1)
+            acts.buildSignTables()
+        }
         let tables = acts.signTables
         #expect(tables.blockColumns == (width % 64 == 0 ? 64 : 32))
         let xq = tables.dequantized(column: 0)
@@ -71,8 +74,11 @@ struct BitMatrixTests {
         for n in [1, 2, 5] {
             let x = (0..<n * cols).map { _ in (rng.nextUnit() * 2 - 1) * 4 }
             let acts = QuantizedActivations(width: cols, capacity: n)
-            x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, columns: n) }
-            acts.buildSignTables()
+            // The activations keep a pointer to x: build the tables while it is in scope.
+            x.withUnsafeBufferPointer {
+                acts.quantize($0.baseAddress!, columns: n)
+                acts.buildSignTables()
+            }
             let start = (0..<n * rows).map { _ in rng.nextUnit() }
             var y = start
             let coefficients = (0..<n).map { Float($0 % 3) * 0.5 + 0.25 }
@@ -123,8 +129,11 @@ struct BitMatrixTests {
         let scales = keptList.map { _ in 0.05 + rng.nextUnit() * 0.1 }
         let x = (0..<cols).map { _ in (rng.nextUnit() * 2 - 1) * 4 }
         let acts = QuantizedActivations(width: cols, capacity: 1)
-        x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, columns: 1) }
-        acts.buildSignTables()
+        // The activations keep a pointer to x: build the tables while it is in scope.
+        x.withUnsafeBufferPointer {
+            acts.quantize($0.baseAddress!, columns: 1)
+            acts.buildSignTables()
+        }
         let xa = acts.signTables.dequantized(column: 0)
         for chunks in [[0..<rows], [0..<192, 192..<rows], [0..<96, 96..<rows], [0..<100, 100..<136, 136..<rows]] {
             var y = [Float](repeating: 1, count: rows)

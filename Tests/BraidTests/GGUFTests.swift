@@ -90,6 +90,18 @@ struct GGUFTests {
         #expect(errors > 0)
     }
 
+    /// Tensors are read as floats in place: an alignment under 8 could misalign them.
+    @Test func alignmentBelowEightIsRefused() throws {
+        var w = try sample()
+        w.alignment = 2
+        let path = try write(w.encoded())
+        #expect(throws: BraidError.ggufCorrupt(path: path, what: "general.alignment must be a power of two from 8 to 65536")) {
+            _ = try GGUFFile(path: path)
+        }
+        w.alignment = 8
+        #expect(try GGUFFile(path: try write(w.encoded())).alignment == 8)
+    }
+
     @Test func duplicateKeyIsRefused() throws {
         var w = GGUFWriter()
         w.set("k", .uint32(1))

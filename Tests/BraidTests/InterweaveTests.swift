@@ -83,7 +83,7 @@ struct InterweaveTests {
         for i in 0..<2 {
             let together = Array(decoder.logits(i))
             #expect(zip(together, alone[i]).allSatisfy { abs($0 - $1) < 1e-3 })
-            #expect(Ops.argmax(together.withUnsafeBufferPointer { $0 }) == Ops.argmax(alone[i].withUnsafeBufferPointer { $0 }))
+            #expect(together.withUnsafeBufferPointer { Ops.argmax($0) } == alone[i].withUnsafeBufferPointer { Ops.argmax($0) })
         }
     }
 

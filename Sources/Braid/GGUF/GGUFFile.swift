@@ -54,8 +54,9 @@ public final class GGUFFile: Sendable {
 
         var align = 32
         if let a = meta["general.alignment"] {
-            guard let v = a.intValue, v > 0, v & (v - 1) == 0 else {
-                throw BraidError.ggufCorrupt(path: path, what: "general.alignment must be a power of two")
+            // ≥ 8 as well: tensors are read as floats in place, which must be aligned.
+            guard let v = a.intValue, v >= 8, v & (v - 1) == 0, v <= 1 << 16 else {
+                throw BraidError.ggufCorrupt(path: path, what: "general.alignment must be a power of two from 8 to 65536")
             }
             align = v
         }
