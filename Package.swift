@@ -77,6 +77,7 @@ let package = Package(
         .testTarget(
             name: "BraidIntegrationTests",
             dependencies: ["Braid"],
+            exclude: ["Fixtures"],
             swiftSettings: simdFlags
         ),
     ]

@@ -9,11 +9,14 @@ public enum BlockCodec {
 
     /// Decodes `count` elements (a whole number of blocks) of `type` at `src` into `dst`.
     public static func decode(_ type: GGMLType, _ src: UnsafeRawPointer, into dst: UnsafeMutablePointer<Float>, count: Int) {
+        if let format = type.unpackedFormat { return format.decode(src, into: dst, count: count) }
         switch type {
         case .f32:
             dst.update(from: src.assumingMemoryBound(to: Float.self), count: count)
         case .f16:
             for i in 0..<count { dst[i] = half(src, 2 * i) }
+        case .bf16:
+            for i in 0..<count { dst[i] = Float(bitPattern: UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16) }
         case .i8:
             for i in 0..<count { dst[i] = Float(src.load(fromByteOffset: i, as: Int8.self)) }
         case .q4_0:
@@ -44,11 +47,15 @@ public enum BlockCodec {
                     dst[b * 32 + j] = Float(blk.load(fromByteOffset: 2 + j, as: Int8.self)) * d
                 }
             }
+        default:
+            break  // every other type has an unpacked format (above)
         }
     }
 
     /// Encodes `count` floats (a whole number of blocks) as `type`, the way ggml's reference
-    /// quantisers do (round to nearest, scale chosen from the block's extremes).
+    /// quantisers do (round to nearest, scale chosen from the block's extremes). braid writes
+    /// F32, F16, BF16, Q4_0, Q4_1 and Q8_0 (`encodable`); it reads every type but does not write
+    /// the 5-bit and K-quant ones.
     public static func encode(_ type: GGMLType, _ src: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer, count: Int) {
         func putHalf(_ v: Float, _ p: UnsafeMutableRawPointer, _ offset: Int) {
             p.storeBytes(of: Float16(v).bitPattern, toByteOffset: offset, as: UInt16.self)
@@ -58,6 +65,13 @@ public enum BlockCodec {
             dst.copyMemory(from: src, byteCount: 4 * count)
         case .f16:
             for i in 0..<count { putHalf(src[i], dst, 2 * i) }
+        case .bf16:
+            // Round to nearest even, as ggml's fp32→bf16 conversion does (NaNs kept quiet).
+            for i in 0..<count {
+                let bits = src[i].bitPattern
+                let rounded = src[i].isNaN ? (bits >> 16) | 64 : (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16
+                dst.storeBytes(of: UInt16(truncatingIfNeeded: rounded), toByteOffset: 2 * i, as: UInt16.self)
+            }
         case .i8:
             for i in 0..<count { dst.storeBytes(of: Int8(max(-128, min(127, src[i].rounded()))), toByteOffset: i, as: Int8.self) }
         case .q4_0:
@@ -101,8 +115,13 @@ public enum BlockCodec {
                     blk.storeBytes(of: Int8((x[j] * id).rounded()), toByteOffset: 2 + j, as: Int8.self)
                 }
             }
+        default:
+            preconditionFailure("braid has no encoder for \(type.name) (callers choose from the encodable types)")
         }
     }
+
+    /// Types `encode` writes.
+    public static let encodable: Set<GGMLType> = [.f32, .f16, .bf16, .i8, .q4_0, .q4_1, .q8_0]
 
     /// Convenience: encode an array into a byte array.
     public static func encode(_ type: GGMLType, _ values: [Float]) -> [UInt8] {

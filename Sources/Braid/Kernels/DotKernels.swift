@@ -240,7 +240,13 @@ enum DotKernels {
             for j in 0..<n { total += Float(row.load(fromByteOffset: j, as: Int8.self)) * x[j] }
             return total
         }
-        if type == .f32 {
+        if type == .bf16 {
+            while i + 8 <= n {
+                let h = SIMD8<UInt32>(truncatingIfNeeded: row.loadUnaligned(fromByteOffset: 2 &* i, as: SIMD8<UInt16>.self)) &<< 16
+                acc += unsafeBitCast(h, to: SIMD8<Float>.self) * xr.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self)
+                i += 8
+            }
+        } else if type == .f32 {
             while i + 8 <= n {
                 acc += row.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self) * xr.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self)
                 i += 8
@@ -254,7 +260,9 @@ enum DotKernels {
         }
         var total = acc.sum()
         while i < n {
-            let w = type == .f32 ? row.loadUnaligned(fromByteOffset: 4 &* i, as: Float.self) : BlockCodec.half(row, 2 &* i)
+            let w = type == .f32 ? row.loadUnaligned(fromByteOffset: 4 &* i, as: Float.self)
+                : type == .bf16 ? Float(bitPattern: UInt32(row.loadUnaligned(fromByteOffset: 2 &* i, as: UInt16.self)) << 16)
+                : BlockCodec.half(row, 2 &* i)
             total += w * x[i]
             i += 1
         }

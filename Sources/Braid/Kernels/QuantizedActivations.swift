@@ -14,6 +14,8 @@ public final class QuantizedActivations: @unchecked Sendable {
     let scales: UnsafeMutablePointer<Float>
     let sums: UnsafeMutablePointer<Float>
     let exactSums: UnsafeMutablePointer<Float>
+    /// d·Σq over each half block of 16 (the min terms of formats with a min per 16 elements).
+    let halves: UnsafeMutablePointer<Float>
     /// The float activations the blocks were made from (F16/F32 weights multiply these).
     public private(set) var floats: UnsafePointer<Float>?
     /// Lookup tables of the same columns for 1-bit products, made by `buildSignTables`.
@@ -29,6 +31,7 @@ public final class QuantizedActivations: @unchecked Sendable {
         scales = .allocate(capacity: blocksPerColumn * capacity)
         sums = .allocate(capacity: blocksPerColumn * capacity)
         exactSums = .allocate(capacity: blocksPerColumn * capacity)
+        halves = .allocate(capacity: 2 * blocksPerColumn * capacity)
         signTables = SignTables(width: width, capacity: capacity)
     }
 
@@ -37,6 +40,7 @@ public final class QuantizedActivations: @unchecked Sendable {
         scales.deallocate()
         sums.deallocate()
         exactSums.deallocate()
+        halves.deallocate()
     }
 
     @inline(__always) func q(_ column: Int) -> UnsafePointer<Int8> { UnsafePointer(qs + column * width) }
@@ -44,6 +48,8 @@ public final class QuantizedActivations: @unchecked Sendable {
     @inline(__always) func s(_ column: Int) -> UnsafePointer<Float> { UnsafePointer(sums + column * blocksPerColumn) }
     /// d·Σq without the fp16 rounding (for Q4_0, whose llama.cpp product has no sum term).
     @inline(__always) func exactS(_ column: Int) -> UnsafePointer<Float> { UnsafePointer(exactSums + column * blocksPerColumn) }
+
+    @inline(__always) func halfSums(_ column: Int) -> UnsafePointer<Float> { UnsafePointer(halves + column * 2 * blocksPerColumn) }
 
     /// Quantises `columns` vectors stored one after another (stride `width`) at `x`.
     public func quantize(_ x: UnsafePointer<Float>, columns: Int) {
@@ -69,6 +75,11 @@ public final class QuantizedActivations: @unchecked Sendable {
             scales[i] = Float(Float16(d))
             sums[i] = Float(Float16(d * Float(sum)))
             exactSums[i] = scales[i] * Float(sum)
+            let q = qs + c * width + b * 32
+            var first: Int32 = 0
+            for j in 0..<16 { first &+= Int32(q[j]) }
+            halves[2 * i] = scales[i] * Float(first)
+            halves[2 * i + 1] = scales[i] * Float(sum &- first)
         }
     }
 

@@ -66,7 +66,8 @@ public struct WeightMatrix: @unchecked Sendable {
         case .q4_1: return DotKernels.nibbleDot(row(r), x, c, Q4_1Block.self)
         case .q4_0: return DotKernels.nibbleDot(row(r), x, c, Q4_0Block.self)
         case .q8_0: return DotKernels.q8Dot(row(r), x, c)
-        case .f16, .f32, .i8: return DotKernels.floatDot(row(r), type, x.floats! + c &* x.width, columns)
+        case .f16, .f32, .bf16, .i8: return DotKernels.floatDot(row(r), type, x.floats! + c &* x.width, columns)
+        default: return type.unpackedFormat!.dot(self, r, x, c)
         }
     }
 
@@ -110,13 +111,15 @@ public struct WeightMatrix: @unchecked Sendable {
                     c += 1
                 }
             }
-        case .f16, .f32, .i8:
+        case .f16, .f32, .bf16, .i8:
             let xf = x.floats!
             for r in rowRange {
                 for c in 0..<n {
                     y[c &* ldy &+ r] = DotKernels.floatDot(row(r), type, xf + c &* x.width, columns)
                 }
             }
+        default:
+            type.unpackedFormat!.multiply(self, x, rows: rowRange, into: y, ldy: ldy)
         }
     }
 
