@@ -8,6 +8,9 @@ enum Fixtures {
     static let shared = root.deletingLastPathComponent().appendingPathComponent("shared")
     static let reference = shared.appendingPathComponent("reference/llamacpp")
 
+    static let gemma3Path = root.appendingPathComponent("models/gemma-3-270m-q4_k_m.gguf").path
+    static var haveGemma3: Bool { FileManager.default.fileExists(atPath: gemma3Path) }
+
     static var haveModel: Bool { FileManager.default.fileExists(atPath: modelPath) }
     static var haveReference: Bool { haveModel && FileManager.default.fileExists(atPath: reference.appendingPathComponent("reference.json").path) }
 

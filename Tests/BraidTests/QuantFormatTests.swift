@@ -61,16 +61,19 @@ struct QuantFormatTests {
         }
         let decoded = BlockCodec.decode(type, raw, count: rows * cols)
         #expect(decoded.allSatisfy { $0.isFinite })
-        for n in [1, 2, 4, 5, 9] {
+        // K-quants also with their Q8_K activations (what a model with K-quant matrices uses).
+        for (n, superBlocks) in [(1, false), (2, false), (4, false), (5, false), (9, false), (1, true), (5, true)] {
+            if superBlocks && type.blockSize != 256 { continue }
             let x = (0..<n * cols).map { _ in (rng.nextUnit() * 2 - 1) * 3 }
-            let acts = QuantizedActivations(width: cols, capacity: n)
+            let acts = QuantizedActivations(width: cols, capacity: n, superBlocks: superBlocks)
             var y = [Float](repeating: .nan, count: n * rows)
             raw.withUnsafeBytes { b in
                 x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, columns: n) }
                 let w = WeightMatrix(type: type, rows: rows, columns: cols, data: b.baseAddress!)
                 y.withUnsafeMutableBufferPointer { w.multiply(acts, rows: 2..<rows, into: $0.baseAddress!, ldy: rows) }
                 for col in 0..<n {
-                    let xa = type.isFloat ? Array(x[col * cols..<(col + 1) * cols]) : acts.dequantized(column: col)
+                    let xa = type.isFloat ? Array(x[col * cols..<(col + 1) * cols])
+                        : superBlocks ? acts.dequantizedSuperBlocks(column: col) : acts.dequantized(column: col)
                     #expect(y[col * rows].isNaN && y[col * rows + 1].isNaN, "rows outside the range were written")
                     for r in 2..<rows {
                         var ref: Double = 0, magnitude: Double = 0

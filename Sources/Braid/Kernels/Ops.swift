@@ -30,18 +30,25 @@ public enum Ops {
     /// RoPE in the layout of llama-architecture GGUF files: adjacent pairs (x[2i], x[2i+1])
     /// rotate by pos·base^(−2i/dims). Applied to `heads` heads of `headDim` each.
     /// The angle is stepped by repeated multiplication, as ggml does, so rounding matches.
+    /// With `neoX`, the pairs are (x[i], x[i + dims/2]) instead (GPT-NeoX layout: Gemma, Qwen);
+    /// `scale` multiplies the angle (linear RoPE scaling), after the stepping, as ggml does.
     @inline(__always)
-    public static func rope(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, ropeDims: Int, position: Int, base: Float) {
+    public static func rope(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, ropeDims: Int, position: Int, base: Float,
+                            neoX: Bool = false, scale: Float = 1) {
         let thetaScale = powf(base, -2 / Float(ropeDims))
         var theta = Float(position)
+        let half = ropeDims / 2
         var i = 0
         while i < ropeDims {
-            let c = cosf(theta), s = sinf(theta)
+            let angle = scale == 1 ? theta : scale * theta
+            let c = cosf(angle), s = sinf(angle)
+            // Adjacent pairs (i, i+1), or NeoX pairs (i/2, i/2 + dims/2).
+            let first = neoX ? i / 2 : i, second = neoX ? i / 2 + half : i + 1
             for h in 0..<heads {
-                let p = x + (h &* headDim &+ i)
-                let x0 = p[0], x1 = p[1]
-                p[0] = x0 * c - x1 * s
-                p[1] = x0 * s + x1 * c
+                let p = x + h &* headDim
+                let x0 = p[first], x1 = p[second]
+                p[first] = x0 * c - x1 * s
+                p[second] = x0 * s + x1 * c
             }
             theta *= thetaScale
             i += 2
@@ -69,6 +76,27 @@ public enum Ops {
         for i in 0..<n {
             let g = gate[i]
             gate[i] = g / (1 + expf(-g)) * up[i]
+        }
+    }
+
+    /// gate ← gelu(gate) ⊙ up, GELU with the tanh approximation, evaluated as ggml does on the
+    /// CPU: through its fp16 table (the input rounded to fp16, the result stored as fp16), 0
+    /// below −10 and the identity above 10.
+    @inline(__always)
+    public static func geglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count n: Int) {
+        for i in 0..<n {
+            let g = gate[i]
+            let value: Float
+            if g <= -10 {
+                value = 0
+            } else if g >= 10 {
+                value = g
+            } else {
+                let x = Float(Float16(g))
+                let inner: Float = 0.797_884_560_802_865_4 * x * (1 + 0.044715 * x * x)
+                value = Float(Float16(0.5 * x * (1 + tanhf(inner))))
+            }
+            gate[i] = value * up[i]
         }
     }
 

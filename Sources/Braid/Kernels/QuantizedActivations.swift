@@ -16,14 +16,27 @@ public final class QuantizedActivations: @unchecked Sendable {
     let exactSums: UnsafeMutablePointer<Float>
     /// d·Σq over each half block of 16 (the min terms of formats with a min per 16 elements).
     let halves: UnsafeMutablePointer<Float>
+    /// The same columns quantised as llama.cpp's Q8_K, which its K-quant products use: one
+    /// float scale per 256 values (d = max/−127 of the value of largest magnitude), kept per
+    /// block of 32 so that kernels index it like `d`; and d·Σq per 16 values. Made only when
+    /// `superBlocks` (the model has K-quant matrices reading these activations).
+    public let superBlocks: Bool
+    let superQs: UnsafeMutablePointer<Int8>
+    let superScales: UnsafeMutablePointer<Float>
+    let superHalves: UnsafeMutablePointer<Float>
     /// The float activations the blocks were made from (F16/F32 weights multiply these).
     public private(set) var floats: UnsafePointer<Float>?
     /// Lookup tables of the same columns for 1-bit products, made by `buildSignTables`.
     public let signTables: SignTables
     public private(set) var columns = 0
 
-    public init(width: Int, capacity: Int) {
+    public init(width: Int, capacity: Int, superBlocks: Bool = false) {
         precondition(width % 32 == 0, "activation width must be a multiple of 32")
+        self.superBlocks = superBlocks && width % 256 == 0
+        let superCount = self.superBlocks ? capacity : 0
+        superQs = .allocate(capacity: width * superCount)
+        superScales = .allocate(capacity: width / 32 * superCount)
+        superHalves = .allocate(capacity: width / 16 * superCount)
         self.width = width
         self.capacity = capacity
         blocksPerColumn = width / 32
@@ -41,6 +54,9 @@ public final class QuantizedActivations: @unchecked Sendable {
         sums.deallocate()
         exactSums.deallocate()
         halves.deallocate()
+        superQs.deallocate()
+        superScales.deallocate()
+        superHalves.deallocate()
     }
 
     @inline(__always) func q(_ column: Int) -> UnsafePointer<Int8> { UnsafePointer(qs + column * width) }
@@ -50,6 +66,11 @@ public final class QuantizedActivations: @unchecked Sendable {
     @inline(__always) func exactS(_ column: Int) -> UnsafePointer<Float> { UnsafePointer(exactSums + column * blocksPerColumn) }
 
     @inline(__always) func halfSums(_ column: Int) -> UnsafePointer<Float> { UnsafePointer(halves + column * 2 * blocksPerColumn) }
+
+    /// Column `c`'s Q8_K values, scales (per 32) and d·Σq per 16 (requires `superBlocks`).
+    @inline(__always) func superColumn(_ c: Int) -> (q: UnsafePointer<Int8>, d: UnsafePointer<Float>, halves: UnsafePointer<Float>) {
+        (UnsafePointer(superQs + c * width), UnsafePointer(superScales + c * blocksPerColumn), UnsafePointer(superHalves + c * 2 * blocksPerColumn))
+    }
 
     /// Quantises `columns` vectors stored one after another (stride `width`) at `x`.
     public func quantize(_ x: UnsafePointer<Float>, columns: Int) {
@@ -81,6 +102,31 @@ public final class QuantizedActivations: @unchecked Sendable {
             halves[2 * i] = scales[i] * Float(first)
             halves[2 * i + 1] = scales[i] * Float(sum &- first)
         }
+        if superBlocks { quantizeSuperBlocks(c) }
+    }
+
+    /// Column `c` as Q8_K, the way ggml's quantize_row_q8_K_ref does it.
+    private func quantizeSuperBlocks(_ c: Int) {
+        let x = floats! + c * width
+        for b in 0..<width / 256 {
+            let v = x + b * 256, q = superQs + c * width + b * 256
+            var amax: Float = 0, signedMax: Float = 0
+            for j in 0..<256 where abs(v[j]) > amax { amax = abs(v[j]); signedMax = v[j] }
+            var d: Float = 0
+            if amax == 0 {
+                q.update(repeating: 0, count: 256)
+            } else {
+                let iscale = -127 / signedMax
+                for j in 0..<256 { q[j] = Int8(min(127, (iscale * v[j]).rounded(.toNearestOrEven))) }
+                d = 1 / iscale
+            }
+            for g in 0..<8 { superScales[c * blocksPerColumn + b * 8 + g] = d }
+            for h in 0..<16 {
+                var sum: Int32 = 0
+                for j in 0..<16 { sum &+= Int32(q[16 * h + j]) }
+                superHalves[c * 2 * blocksPerColumn + b * 16 + h] = d * Float(sum)
+            }
+        }
     }
 
     /// Builds `signTables` for every column of the last `quantize` (before 1-bit products).
@@ -97,6 +143,12 @@ public final class QuantizedActivations: @unchecked Sendable {
     /// Column `c` as floats q·d (what the integer kernels effectively multiply).
     public func dequantized(column c: Int) -> [Float] {
         (0..<width).map { Float(qs[c * width + $0]) * scales[c * blocksPerColumn + $0 / 32] }
+    }
+
+    /// Column `c` of the Q8_K copy as floats (requires `superBlocks`).
+    public func dequantizedSuperBlocks(column c: Int) -> [Float] {
+        let (q, d, _) = superColumn(c)
+        return (0..<width).map { Float(q[$0]) * d[$0 / 32] }
     }
 
     /// One block: d = max|x|/127, q = round-half-even(x·127/max|x|). Returns d and Σq.

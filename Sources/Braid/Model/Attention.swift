@@ -1,11 +1,15 @@
 /// Causal attention of one query head over the cached keys and values of its stream.
 enum Attention {
-    /// out[0..<headDim] = softmax(q·Kᵀ·scale) · V over positions 0...lastPosition.
+    /// out[0..<headDim] = softmax(q·Kᵀ·scale) · V over positions firstPosition...lastPosition
+    /// (0 unless the layer has a sliding window).
     @inline(__always)
     static func head(query q: UnsafePointer<Float>, cache: KVCache, layer: Int, kvOffset: Int, headDim: Int,
-                     lastPosition: Int, scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
+                     firstPosition: Int = 0, lastPosition: Int, scale: Float, scores allScores: UnsafeMutablePointer<Float>,
+                     out: UnsafeMutablePointer<Float>) {
         let qr = UnsafeRawPointer(q)
-        for t in 0...lastPosition {
+        // scores[t] for t in the window: the buffer is indexed from the window's start.
+        let scores = allScores - firstPosition
+        for t in firstPosition...lastPosition {
             let k = UnsafeRawPointer(cache.key(layer: layer, position: t) + kvOffset)
             var acc = SIMD8<Float>()
             var i = 0
@@ -16,14 +20,17 @@ enum Attention {
             }
             scores[t] = acc.sum() * scale
         }
-        Ops.softmax(scores, count: lastPosition + 1)
+        let count = lastPosition - firstPosition + 1
+        Ops.softmax(allScores, count: count)
+        // ggml multiplies fp16 V by the probabilities converted to fp16: the same rounding here.
+        for t in 0..<count { allScores[t] = Float(Float16(allScores[t])) }
         // Position by position, four running sums of 8 dimensions each: independent chains,
         // where one sum per 8 dimensions over every position would wait on each FMA in turn.
         let outr = UnsafeMutableRawPointer(out)
         var i = 0
         while i + 32 <= headDim {
             var a0 = SIMD8<Float>(), a1 = a0, a2 = a0, a3 = a0
-            for t in 0...lastPosition {
+            for t in firstPosition...lastPosition {
                 let v = UnsafeRawPointer(cache.value(layer: layer, position: t) + kvOffset) + 2 &* i
                 let p = SIMD8<Float>(repeating: scores[t])
                 a0 += p * SIMD8<Float>(v.loadUnaligned(as: SIMD8<Float16>.self))
@@ -39,7 +46,7 @@ enum Attention {
         }
         while i < headDim {
             var acc = SIMD8<Float>()
-            for t in 0...lastPosition {
+            for t in firstPosition...lastPosition {
                 let v = UnsafeRawPointer(cache.value(layer: layer, position: t) + kvOffset)
                 acc += scores[t] * SIMD8<Float>(v.loadUnaligned(fromByteOffset: 2 &* i, as: SIMD8<Float16>.self))
             }

@@ -1,5 +1,13 @@
-/// Sizes of a Llama-family model, all read from GGUF metadata.
+/// Sizes and architecture choices of a Llama-family model (llama, gemma3), all read from GGUF
+/// metadata: everything the forward pass does differently per architecture is a field here.
 public struct LlamaConfig: Sendable, Equatable {
+    public enum Activation: Sendable, Equatable {
+        /// silu(gate) ⊙ up (Llama, SmolLM2, Qwen)
+        case silu
+        /// gelu(gate) ⊙ up with the tanh approximation (Gemma)
+        case geluTanh
+    }
+
     public var architecture: String
     public var blockCount: Int
     public var embeddingLength: Int
@@ -12,6 +20,21 @@ public struct LlamaConfig: Sendable, Equatable {
     public var rmsEpsilon: Float
     public var contextLength: Int
     public var vocabularySize: Int
+    public var activation: Activation = .silu
+    /// RoPE rotates (x[i], x[i + dims/2]) (GPT-NeoX layout: Gemma, Qwen) rather than adjacent pairs.
+    public var ropeNeoX = false
+    /// The token embedding is multiplied by this (Gemma: √d).
+    public var embeddingScale: Float = 1
+    /// Keys a local layer's query sees: positions p − window + 1 … p (0: every layer is global).
+    public var slidingWindow = 0
+    /// Per block: local (sliding window, `ropeFreqBaseLocal`) or global.
+    public var localLayers: [Bool] = []
+    public var ropeFreqBaseLocal: Float = 10_000
+    /// Positions are multiplied by this on global layers (linear RoPE scaling; 1: none).
+    public var ropeScale: Float = 1
+    /// Gemma's norms: per-head RMS norm of q and k, and RMS norms after attention and after the FFN.
+    public var hasQKNorm = false
+    public var hasPostNorms = false
 
     public var kvDim: Int { headCountKV * headDim }
     public var queryDim: Int { headCount * headDim }
@@ -31,11 +54,12 @@ public struct LlamaConfig: Sendable, Equatable {
         self.rmsEpsilon = rmsEpsilon
         self.contextLength = contextLength
         self.vocabularySize = vocabularySize
+        localLayers = Array(repeating: false, count: max(0, blockCount))
     }
 
     public init(gguf: GGUFFile) throws {
         let arch = try gguf.string("general.architecture")
-        guard arch == "llama" else { throw BraidError.unsupportedArchitecture(arch) }
+        guard Self.architectures.contains(arch) else { throw BraidError.unsupportedArchitecture(arch) }
         func key(_ k: String) -> String { "\(arch).\(k)" }
         // Every size becomes an allocation, a loop bound or a factor of one: each is checked
         // against what a model can have before it is used (a block per tensor at most; widths
@@ -70,7 +94,47 @@ public struct LlamaConfig: Sendable, Equatable {
             rmsEpsilon: Float(try gguf.float(key("attention.layer_norm_rms_epsilon"))),
             contextLength: try size("context_length", 1...Self.maxContext),
             vocabularySize: vocab)
+        if let scaling = gguf.metadata[key("rope.scaling.type")] {
+            let type = (try? gguf.string(key("rope.scaling.type"))) ?? "\(scaling)"
+            switch type {
+            case "none": break
+            case "linear":
+                let factor = Float(gguf.metadata[key("rope.scaling.factor")]?.floatValue ?? 1)
+                guard factor.isFinite, factor >= 1 else { throw BraidError.invalidArgument("unsupported model shape: rope scaling factor \(factor)") }
+                ropeScale = 1 / factor
+            default:
+                throw BraidError.invalidArgument("unsupported model shape: rope scaling \(type) (braid has none and linear)")
+            }
+        }
+        if arch == "gemma3" {
+            // Gemma 3 (as llama.cpp reads it): GeGLU, NeoX RoPE, √d embedding scale, q/k norms
+            // and post-norms; with a sliding window, every sixth block global and the others
+            // local with their own RoPE base (10,000 unless the file says otherwise).
+            activation = .geluTanh
+            ropeNeoX = true
+            embeddingScale = Float(embeddingLength).squareRoot()
+            hasQKNorm = true
+            hasPostNorms = true
+            slidingWindow = try optionalSize("attention.sliding_window", 0...Self.maxContext) ?? 0
+            if slidingWindow > 0 {
+                let pattern = try optionalSize("attention.sliding_window_pattern", 0...Self.maxContext) ?? 6
+                localLayers = (0..<blockCount).map { pattern == 0 || $0 % pattern < pattern - 1 }
+                ropeFreqBaseLocal = Float(gguf.metadata[key("rope.freq_base_swa")]?.floatValue ?? 10_000)
+            }
+            if let cap = gguf.metadata[key("final_logit_softcapping")]?.floatValue, cap != 0 {
+                throw BraidError.invalidArgument("unsupported model shape: final logit soft-capping \(cap)")
+            }
+        }
         try validate()
+    }
+
+    /// Architectures whose forward pass braid has.
+    public static let architectures: Set<String> = ["llama", "gemma3"]
+
+    /// The RoPE base and position scale of block `l`.
+    @inline(__always)
+    func rope(layer l: Int) -> (base: Float, scale: Float) {
+        localLayers[l] ? (ropeFreqBaseLocal, 1) : (ropeFreqBase, ropeScale)
     }
 
     /// Bounds on sizes read from a file (LlamaConfig(gguf:)).

@@ -41,10 +41,13 @@ public final class LlamaModel: @unchecked Sendable {
     public init(gguf: GGUFFile, threads: Int, maxBatch: Int = 64) throws {
         self.gguf = gguf
         config = try LlamaConfig(gguf: gguf)
-        weights = try LlamaWeights(gguf: gguf, config: config).withInterleavedRows(releasing: gguf.map)
+        let loaded = try LlamaWeights(gguf: gguf, config: config).withInterleavedRows(releasing: gguf.map)
+        weights = loaded
         pool = ThreadPool(threads: threads)
         self.maxBatch = maxBatch
-        scratch = Scratch(config: config, columns: maxBatch, threads: pool.threadCount)
+        // K-quant matrices read their inputs as Q8_K as well (llama.cpp's numerics).
+        let kQuants = loaded.layers.contains { $0.matrices.contains { $0.1.type.blockSize == 256 } }
+        scratch = Scratch(config: config, columns: maxBatch, threads: pool.threadCount, superBlocks: kQuants)
     }
 
     public convenience init(path: String, threads: Int, maxBatch: Int = 64) throws {
@@ -132,6 +135,7 @@ public final class LlamaModel: @unchecked Sendable {
 
         for (i, e) in batch.enumerated() {
             weights.tokenEmbedding.decodeRow(Int(e.token), into: x + i * d)
+            if c.embeddingScale != 1 { for j in 0..<d { x[i * d + j] *= c.embeddingScale } }
         }
         let caches = batch.map { $0.cache }
         let positions = batch.map { $0.position }
@@ -154,9 +158,18 @@ public final class LlamaModel: @unchecked Sendable {
             prepare(s.xq, xb, n, tables: !routed.isEmpty) { i in norm(x, w.attnNorm, batch[i], i, 2 * l, { $0.attnNorm[l] }, into: xb) }
             observer?(l, 0, xb, n)
             project([(w.q, s.q, qd, 0), (w.k, s.k, kvd, 1), (w.v, s.v, kvd, 2)], s.xq, layer: l, routed: routed)
+            let rope = c.rope(layer: l)
             for i in 0..<n {
-                Ops.rope(s.q + i * qd, heads: c.headCount, headDim: c.headDim, ropeDims: c.ropeDimensions, position: positions[i], base: c.ropeFreqBase)
-                Ops.rope(s.k + i * kvd, heads: c.headCountKV, headDim: c.headDim, ropeDims: c.ropeDimensions, position: positions[i], base: c.ropeFreqBase)
+                if let qNorm = w.extraNorms.q, let kNorm = w.extraNorms.k {
+                    for h in 0..<c.headCount { headNorm(s.q + i * qd + h * c.headDim, qNorm) }
+                    for h in 0..<c.headCountKV { headNorm(s.k + i * kvd + h * c.headDim, kNorm) }
+                }
+                Ops.rope(s.q + i * qd, heads: c.headCount, headDim: c.headDim, ropeDims: c.ropeDimensions, position: positions[i],
+                         base: rope.base, neoX: c.ropeNeoX, scale: rope.scale)
+                Ops.rope(s.k + i * kvd, heads: c.headCountKV, headDim: c.headDim, ropeDims: c.ropeDimensions, position: positions[i],
+                         base: rope.base, neoX: c.ropeNeoX, scale: rope.scale)
+                // ggml multiplies the fp16 keys by the query converted to fp16: the same rounding here.
+                for j in 0..<qd { s.q[i * qd + j] = Float(Float16(s.q[i * qd + j])) }
                 let kc = caches[i].key(layer: l, position: positions[i]), vc = caches[i].value(layer: l, position: positions[i])
                 for j in 0..<kvd {
                     kc[j] = Float16(s.k[i * kvd + j])
@@ -164,27 +177,38 @@ public final class LlamaModel: @unchecked Sendable {
                 }
             }
             let pairs = n * c.headCount
+            let window = c.localLayers[l] ? c.slidingWindow : 0
             pool.run { t in
                 let scores = s.scores + t * s.scoreStride
                 for p in ThreadPool.slice(pairs, t, pool.threadCount) {
                     let i = p / c.headCount, h = p % c.headCount
                     Attention.head(query: s.q + i * qd + h * c.headDim, cache: caches[i], layer: l,
-                                   kvOffset: (h / group) * c.headDim, headDim: c.headDim, lastPosition: positions[i],
+                                   kvOffset: (h / group) * c.headDim, headDim: c.headDim,
+                                   firstPosition: window > 0 ? max(0, positions[i] - window + 1) : 0, lastPosition: positions[i],
                                    scale: scale, scores: scores, out: s.att + i * qd + h * c.headDim)
                 }
             }
             observer?(l, 1, s.att, n)
             prepare(s.attq, s.att, n, tables: !routed.isEmpty) { _ in }
             project([(w.o, s.tmp, d, 3)], s.attq, layer: l, routed: routed)
+            if let post = w.extraNorms.postAttention { for i in 0..<n { rowNorm(s.tmp + i * d, post) } }
             Ops.add(x, s.tmp, count: n * d)
 
             // feed-forward
             prepare(s.xq, xb, n, tables: !routed.isEmpty) { i in norm(x, w.ffnNorm, batch[i], i, 2 * l + 1, { $0.ffnNorm[l] }, into: xb) }
             observer?(l, 2, xb, n)
             project([(w.gate, s.gate, ff, 4), (w.up, s.up, ff, 5)], s.xq, layer: l, routed: routed)
-            prepare(s.hq, s.gate, n, tables: !routed.isEmpty) { i in Ops.swiglu(s.gate + i * ff, s.up + i * ff, count: ff) }
+            let gelu = c.activation == .geluTanh
+            prepare(s.hq, s.gate, n, tables: !routed.isEmpty) { i in
+                if gelu {
+                    Ops.geglu(s.gate + i * ff, s.up + i * ff, count: ff)
+                } else {
+                    Ops.swiglu(s.gate + i * ff, s.up + i * ff, count: ff)
+                }
+            }
             observer?(l, 3, s.gate, n)
             project([(w.down, s.tmp, d, 6)], s.hq, layer: l, routed: routed)
+            if let post = w.extraNorms.postFFN { for i in 0..<n { rowNorm(s.tmp + i * d, post) } }
             Ops.add(x, s.tmp, count: n * d)
         }
         for e in batch { e.cache.count = max(e.cache.count, e.position + 1) }
@@ -203,6 +227,18 @@ public final class LlamaModel: @unchecked Sendable {
             Ops.rmsNorm(x + i * d, weight: weight, eps: c.rmsEpsilon, into: xb + j * d, count: d)
         }
         if head { self.head(columns: outputs.count) }
+    }
+
+    /// RMS norm of one head of q or k in place (Gemma's q/k norms).
+    @inline(__always)
+    private func headNorm(_ v: UnsafeMutablePointer<Float>, _ weight: [Float]) {
+        Ops.rmsNorm(v, weight: weight, eps: config.rmsEpsilon, into: v, count: config.headDim)
+    }
+
+    /// RMS norm of one d-wide column in place (Gemma's post-attention and post-FFN norms).
+    @inline(__always)
+    private func rowNorm(_ v: UnsafeMutablePointer<Float>, _ weight: [Float]) {
+        Ops.rmsNorm(v, weight: weight, eps: config.rmsEpsilon, into: v, count: config.embeddingLength)
     }
 
     /// RMS norm of column `i`, with its route's norm deltas applied.
@@ -311,7 +347,7 @@ final class Scratch: @unchecked Sendable {
     let scoreStride: Int
     let xq, attq, hq: QuantizedActivations
 
-    init(config c: LlamaConfig, columns n: Int, threads: Int) {
+    init(config c: LlamaConfig, columns n: Int, threads: Int, superBlocks: Bool = false) {
         let d = c.embeddingLength
         x = .allocate(capacity: n * d)
         xb = .allocate(capacity: n * d)
@@ -325,9 +361,9 @@ final class Scratch: @unchecked Sendable {
         logits = .allocate(capacity: n * c.vocabularySize)
         scoreStride = c.contextLength
         scores = .allocate(capacity: threads * c.contextLength)
-        xq = QuantizedActivations(width: d, capacity: n)
-        attq = QuantizedActivations(width: c.queryDim, capacity: n)
-        hq = QuantizedActivations(width: c.feedForwardLength, capacity: n)
+        xq = QuantizedActivations(width: d, capacity: n, superBlocks: superBlocks)
+        attq = QuantizedActivations(width: c.queryDim, capacity: n, superBlocks: superBlocks)
+        hq = QuantizedActivations(width: c.feedForwardLength, capacity: n, superBlocks: superBlocks)
     }
 
     deinit {

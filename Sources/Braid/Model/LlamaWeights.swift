@@ -9,10 +9,26 @@ public struct LayerWeights: Sendable {
     public let gate: WeightMatrix
     public let up: WeightMatrix
     public let down: WeightMatrix
+    /// The norms some architectures add (Gemma); empty for Llama.
+    public var extraNorms = ExtraNorms()
 
     /// The seven matrices with their GGUF tensor name suffixes.
     public var matrices: [(String, WeightMatrix)] {
         [("attn_q", q), ("attn_k", k), ("attn_v", v), ("attn_output", o), ("ffn_gate", gate), ("ffn_up", up), ("ffn_down", down)]
+    }
+}
+
+/// Gemma's norms: q and k per head (headDim values), after attention and after the FFN (d).
+public struct ExtraNorms: Sendable {
+    public var q: [Float]?
+    public var k: [Float]?
+    public var postAttention: [Float]?
+    public var postFFN: [Float]?
+    public init(q: [Float]? = nil, k: [Float]? = nil, postAttention: [Float]? = nil, postFFN: [Float]? = nil) {
+        self.q = q
+        self.k = k
+        self.postAttention = postAttention
+        self.postFFN = postFFN
     }
 }
 
@@ -64,7 +80,7 @@ public struct LlamaWeights: Sendable {
         outputNorm = try vector("output_norm.weight", d)
         layers = try (0..<c.blockCount).map { i in
             let p = "blk.\(i)."
-            return LayerWeights(
+            var layer = LayerWeights(
                 attnNorm: try vector(p + "attn_norm.weight", d),
                 ffnNorm: try vector(p + "ffn_norm.weight", d),
                 q: try matrix(p + "attn_q.weight", rows: c.queryDim, columns: d),
@@ -74,6 +90,15 @@ public struct LlamaWeights: Sendable {
                 gate: try matrix(p + "ffn_gate.weight", rows: c.feedForwardLength, columns: d),
                 up: try matrix(p + "ffn_up.weight", rows: c.feedForwardLength, columns: d),
                 down: try matrix(p + "ffn_down.weight", rows: d, columns: c.feedForwardLength))
+            if c.hasQKNorm {
+                layer.extraNorms.q = try vector(p + "attn_q_norm.weight", c.headDim)
+                layer.extraNorms.k = try vector(p + "attn_k_norm.weight", c.headDim)
+            }
+            if c.hasPostNorms {
+                layer.extraNorms.postAttention = try vector(p + "post_attention_norm.weight", d)
+                layer.extraNorms.postFFN = try vector(p + "post_ffw_norm.weight", d)
+            }
+            return layer
         }
     }
 
@@ -86,7 +111,7 @@ public struct LlamaWeights: Sendable {
         let head = packed(output)
         var w = LlamaWeights(tokenEmbedding: tiedOutput ? head : tokenEmbedding, output: head, outputNorm: outputNorm, layers: layers.map { l in
             LayerWeights(attnNorm: l.attnNorm, ffnNorm: l.ffnNorm, q: packed(l.q), k: packed(l.k), v: packed(l.v), o: packed(l.o),
-                         gate: packed(l.gate), up: packed(l.up), down: packed(l.down))
+                         gate: packed(l.gate), up: packed(l.up), down: packed(l.down), extraNorms: l.extraNorms)
         }, tiedOutput: tiedOutput)
         w.packedStorage = storage
         return w

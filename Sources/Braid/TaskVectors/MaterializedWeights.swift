@@ -42,7 +42,8 @@ public final class MaterializedWeights: @unchecked Sendable {
             layers.append(LayerWeights(
                 attnNorm: route.norm(layer.attnNorm) { $0.attnNorm[l] } ?? layer.attnNorm,
                 ffnNorm: route.norm(layer.ffnNorm) { $0.ffnNorm[l] } ?? layer.ffnNorm,
-                q: merged[0], k: merged[1], v: merged[2], o: merged[3], gate: merged[4], up: merged[5], down: merged[6]))
+                q: merged[0], k: merged[1], v: merged[2], o: merged[3], gate: merged[4], up: merged[5], down: merged[6],
+                extraNorms: layer.extraNorms))
         }
         weights = LlamaWeights(tokenEmbedding: base.tokenEmbedding, output: base.output,
                                outputNorm: route.norm(base.outputNorm) { $0.outputNorm } ?? base.outputNorm,

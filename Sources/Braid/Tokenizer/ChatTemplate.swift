@@ -12,9 +12,18 @@ public struct ChatMessage: Sendable, Equatable {
 }
 
 /// ChatML, rendered in code as llama.cpp does for its built-in templates; the default system
-/// prompt is the one in SmolLM2's template.
+/// prompt is the one in SmolLM2's template. A model without a chat template (a pretrained
+/// model such as Gemma 3 270M) gets `raw`: the messages' text alone, to be completed.
 public struct ChatTemplate: Sendable {
     public var defaultSystemPrompt: String
+    /// No template: render gives the messages' contents, one per line, and no markers.
+    public var isRaw = false
+
+    public static let raw: ChatTemplate = {
+        var t = ChatTemplate(defaultSystemPrompt: "")
+        t.isRaw = true
+        return t
+    }()
 
     public static let smolLMSystemPrompt = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
@@ -23,9 +32,11 @@ public struct ChatTemplate: Sendable {
     }
 
     /// Recognises the template carried by a GGUF (`tokenizer.chat_template`) by its markers.
-    /// Only ChatML is built in; anything else falls back to it.
+    /// Only ChatML is built in; any other template falls back to it, and a model with none
+    /// completes raw text (as llama.cpp's completion does).
     public static func detect(fromTemplate template: String?) -> ChatTemplate {
-        guard let t = template, t.contains("<|im_start|>") else { return ChatTemplate() }
+        guard let t = template else { return .raw }
+        guard t.contains("<|im_start|>") else { return ChatTemplate() }
         // The template's own default system prompt, when it writes one literally.
         if let r = t.range(of: "<|im_start|>system\n"), let e = t[r.upperBound...].range(of: "<|im_end|>") {
             let prompt = String(t[r.upperBound..<e.lowerBound])
@@ -36,6 +47,7 @@ public struct ChatTemplate: Sendable {
 
     /// The prompt text; a default system message comes first when the conversation has none.
     public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) -> String {
+        if isRaw { return messages.map(\.content).joined(separator: "\n") }
         var out = ""
         if messages.first?.role != "system" {
             out += "<|im_start|>system\n\(defaultSystemPrompt)<|im_end|>\n"

@@ -36,6 +36,9 @@ struct Generate: ParsableCommand {
         var messages: [ChatMessage] = []
         if let s = output.system { messages.append(.system(s)) }
         messages.append(.user(text))
+        if rt.template.isRaw && !noChatTemplate && !output.quiet {
+            printError("note: the model has no chat template; completing the raw prompt (as llama.cpp does)")
+        }
         let rendered = noChatTemplate ? text : rt.template.render(messages)
         let ids = rt.tokenizer.encode(rendered, parseSpecial: !noChatTemplate)
         // Before routing: the router would otherwise read the whole over-long prompt first.

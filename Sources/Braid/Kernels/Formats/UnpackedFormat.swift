@@ -74,7 +74,8 @@ extension UnpackedFormat {
     static func dot(_ codes: UnsafePointer<UInt8>, _ scales: UnsafePointer<Float>, _ mins: UnsafePointer<Float>,
                     _ x: QuantizedActivations, _ c: Int) -> Float {
         let nb = x.blocksPerColumn
-        let xq = x.q(c), xd = x.d(c)
+        // K-quants meet the activations as llama.cpp's Q8_K (one scale per 256), the others as Q8_0.
+        let (xq, xd, xs) = blockSize == 256 && x.superBlocks ? x.superColumn(c) : (x.q(c), x.d(c), x.halfSums(c))
         var total: Float = 0
         #if AVX2
         var acc = _mm256_setzero_ps()
@@ -99,7 +100,6 @@ extension UnpackedFormat {
         }
         #endif
         if hasMins {
-            let xs = x.halfSums(c)
             for h in 0..<2 &* nb { total += mins[h] * xs[h] }
         }
         return total
