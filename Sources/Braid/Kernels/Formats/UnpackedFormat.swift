@@ -19,6 +19,12 @@ protocol UnpackedFormat {
     /// them so that scale·code + min reproduces its floats bit for bit.
     static func unpack(_ blk: UnsafeRawPointer, codes: UnsafeMutablePointer<UInt8>,
                        scales: UnsafeMutablePointer<Float>, mins: UnsafeMutablePointer<Float>)
+
+    // Requirements with the shared implementations below, so that each format's witness is
+    // specialised for it (unpack inlined) when called through `GGMLType.unpackedFormat`.
+    static func decode(_ src: UnsafeRawPointer, into dst: UnsafeMutablePointer<Float>, count: Int)
+    static func multiply(_ w: WeightMatrix, _ x: QuantizedActivations, rows: Range<Int>, into y: UnsafeMutablePointer<Float>, ldy: Int)
+    static func dot(_ w: WeightMatrix, _ r: Int, _ x: QuantizedActivations, _ c: Int) -> Float
 }
 
 extension UnpackedFormat {
