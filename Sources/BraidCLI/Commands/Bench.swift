@@ -109,6 +109,12 @@ struct Bench: ParsableCommand {
         } else {
             let taskBytes = route.terms.reduce(0) { $0 + $1.vector.byteCount }
             print("\(size) base; peak RSS \(MemoryReport.mib(mem.peakRSS)); weights read per token \(MemoryReport.mib(model.weights.bytesPerToken)) base + \(MemoryReport.mib(taskBytes)) task vectors")
+            if decodeMedian > 0 {
+                let bandwidth = ReadBandwidth.measure(pool: model.pool)
+                let used = decodeMedian * Double(model.weights.bytesPerToken + taskBytes)
+                print(String(format: "decode reads %.1f GB/s of weights: %.2f of the machine's read bandwidth (%.1f GB/s, %d threads)",
+                             used / 1e9, used / bandwidth, bandwidth / 1e9, model.pool.threadCount))
+            }
             if gate != nil {
                 let perToken = 2 * model.config.blockCount * model.config.kvDim * MemoryLayout<Float16>.size
                 let tokens = (prompt + [gen]).max()!
