@@ -14,7 +14,7 @@ demo: build
 
 # One release build serves the tests and the server tests (a separate `swift build` would compile everything twice).
 test:
-	bash scripts/setup.sh --test-tools
+	bash scripts/setup.sh --test-tools --model gemma3-270m
 	swift build -c release --build-tests
 	swift test -c release --skip-build
 	bash scripts/test-serve.sh

@@ -6,7 +6,7 @@ import Foundation
 struct Runtime {
     let gguf: GGUFFile
     let model: LlamaModel
-    let tokenizer: BPETokenizer
+    let tokenizer: Tokenizer
     let template: ChatTemplate
     let contextLength: Int
 
@@ -17,7 +17,7 @@ struct Runtime {
     init(model: LlamaModel, options: ModelOptions) throws {
         self.model = model
         gguf = model.gguf
-        tokenizer = try BPETokenizer(gguf: gguf)
+        tokenizer = try Tokenizer(gguf: gguf)
         template = ChatTemplate.detect(fromTemplate: gguf.metadata["tokenizer.chat_template"]?.stringValue)
         contextLength = min(options.ctxSize, model.config.contextLength)
     }
@@ -46,5 +46,5 @@ func readText(path: String?) throws -> String {
     } else {
         data = FileHandle.standardInput.readDataToEndOfFile()
     }
-    return try BPETokenizer.decodeUTF8Strictly(Array(data), source: path.map { $0 == "-" ? "stdin" : $0 } ?? "stdin")
+    return try Tokenizer.decodeUTF8Strictly(Array(data), source: path.map { $0 == "-" ? "stdin" : $0 } ?? "stdin")
 }

@@ -20,7 +20,7 @@ enum Targets {
         FuzzTarget(name: "jsonl", summary: "a braid run / task-suite / calibration JSONL file, its prompts templated, tokenised and scored",
                prepare: { _ = Fixtures.realTokenizer; _ = Fixtures.inputFD }, run: jsonl),
         FuzzTarget(name: "tokenizer", summary: "SmolLM2's tokenizer: valid UTF-8 round-trips; any bytes (text or token ids) never crash",
-               prepare: { _ = Fixtures.realTokenizer; _ = TokenizerProperty.covered }, run: tokenizer),
+               prepare: { _ = Fixtures.realTokenizer; _ = Fixtures.tinySentencePiece; _ = TokenizerProperty.covered }, run: tokenizer),
     ]
 
     // MARK: GGUF
@@ -45,7 +45,7 @@ enum Targets {
         }
         blackHole(sink)
         _ = ChatTemplate.detect(fromTemplate: file.metadata["tokenizer.chat_template"]?.stringValue)
-        if let tok = attempt("BPETokenizer", { try BPETokenizer(gguf: file) }) {
+        if let tok = attempt("Tokenizer", { try Tokenizer(gguf: file) }) {
             let ids = tok.encode("<|im_start|>user\nAdd 250 and 317, then the rest.<|im_end|>")
             blackHole(tok.decode(ids + [-1, Int32.max]))
         }
@@ -153,7 +153,7 @@ enum Targets {
             if let task, let answer { blackHole(Scorer.isCorrect(task: task, output: prompt, answer: answer)) }
         }
         // `braid run`: each line on its own (as it splits its input).
-        if let text = try? BPETokenizer.decodeUTF8Strictly(Array(data), source: "fuzz.jsonl") {
+        if let text = try? Tokenizer.decodeUTF8Strictly(Array(data), source: "fuzz.jsonl") {
             for raw in text.split(separator: "\n", omittingEmptySubsequences: true) {
                 if let line = attempt("run line", { try JSONDecoder().decode(RunLine.self, from: Data(raw.utf8)) }) {
                     use(prompt: line.prompt, task: line.task, answer: line.answer)
@@ -177,17 +177,21 @@ enum Targets {
         let bytes = Array(data)
         // Any bytes as text (invalid UTF-8 becomes U+FFFD, as for a lossy reader).
         // (String(decoding:) keeps valid UTF-8 byte for byte, so valid input is checked as is.)
-        TokenizerProperty.check(String(decoding: bytes, as: UTF8.self), tok)
+        let text = String(decoding: bytes, as: UTF8.self)
+        TokenizerProperty.check(text, tok)
+        TokenizerProperty.checkSentencePiece(text, Fixtures.tinySentencePiece)
         // Any bytes as token ids, decoded at once and streamed.
         let ids = stride(from: 0, to: bytes.count - 3, by: 4).map { i in
             Int32(bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
         }
-        blackHole(tok.decode(ids))
-        var stream = StreamingDetokenizer(tokenizer: tok)
-        var streamed = ""
-        for id in ids { streamed += stream.append(id) }
-        streamed += stream.flush()
-        blackHole(streamed)
+        for t in [tok, Fixtures.tinySentencePiece] {
+            blackHole(t.decode(ids))
+            var stream = StreamingDetokenizer(tokenizer: t)
+            var streamed = ""
+            for id in ids { streamed += stream.append(id) }
+            streamed += stream.flush()
+            blackHole(streamed)
+        }
     }
 }
 
@@ -211,12 +215,24 @@ enum TokenizerProperty {
         }
     }()
 
-    static func check(_ text: String, _ tok: BPETokenizer) {
+    static func check(_ text: String, _ tok: Tokenizer) {
         for special in [true, false] {
             let ids = tok.encode(text, parseSpecial: special, addBOS: false)
             let back = tok.decode(ids)
             if text.utf8.allSatisfy({ covered[Int($0)] }) && Array(back.utf8) != Array(text.utf8) {
                 fatalError("tokenizer round trip (parseSpecial: \(special)): \(Array(text.utf8)) -> \(ids) -> \(Array(back.utf8))")
+            }
+        }
+    }
+
+    /// SentencePiece with byte fallback has a token for every byte: every text round-trips but
+    /// one holding "▁" itself (it decodes as a space).
+    static func checkSentencePiece(_ text: String, _ tok: Tokenizer) {
+        for special in [true, false] {
+            let ids = tok.encode(text, parseSpecial: special, addBOS: false)
+            let back = tok.decode(ids)
+            if !text.unicodeScalars.contains("\u{2581}") && Array(back.utf8) != Array(text.utf8) {
+                fatalError("SentencePiece round trip (parseSpecial: \(special)): \(Array(text.utf8)) -> \(ids) -> \(Array(back.utf8))")
             }
         }
     }

@@ -23,9 +23,9 @@ public enum Fixtures {
     /// models/SmolLM2-135M-Instruct.Q4_1.gguf (or $BRAID_MODEL): its tokenizer, loaded once.
     static let modelPath = ProcessInfo.processInfo.environment["BRAID_MODEL"] ?? "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
-    public static let realTokenizer: BPETokenizer = {
+    public static let realTokenizer: Tokenizer = {
         do {
-            return try BPETokenizer(gguf: GGUFFile(path: modelPath))
+            return try Tokenizer(gguf: GGUFFile(path: modelPath))
         } catch {
             fatal("the tokenizer targets need the base model's vocabulary: \(error) (run scripts/setup.sh, or set BRAID_MODEL)")
         }
@@ -55,11 +55,30 @@ public enum Fixtures {
         do { return try BaseIdentity.sha256(of: tinyBase) } catch { fatal("tiny base sha256: \(error)") }
     }()
 
-    public static let tinyTokenizer: BPETokenizer = {
+    public static let tinyTokenizer: Tokenizer = {
         let (tokens, types, merges) = tinyVocabulary(count: tinyConfig.vocabularySize)
         do {
-            return try BPETokenizer(tokens: tokens, tokenTypes: types, merges: merges, bosID: nil, eosID: 2, addBOS: false)
+            return try Tokenizer(tokens: tokens, tokenTypes: types, merges: merges, bosID: nil, eosID: 2, addBOS: false)
         } catch { fatal("tiny tokenizer: \(error)") }
+    }()
+
+    /// A SentencePiece vocabulary (GGUF `llama`, as Gemma's): control tokens, a user-defined
+    /// "\n\n", the 256 byte-fallback tokens, then a few pieces with "▁" for a space and scores
+    /// with ties.
+    public static let tinySentencePiece: Tokenizer = {
+        var tokens = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>", "\n\n"]
+        var types = [3, 3, 3, 2, 3, 3, 4]
+        tokens += (0..<256).map { String(format: "<0x%02X>", $0) }
+        types += [Int](repeating: 6, count: 256)
+        let pieces = ["▁", "e", "t", "a", "o", "n", "h", "s", "▁t", "he", "▁the", "in", "er", "an", "▁a", "on", "re",
+                      "▁th", "at", "en", "▁s", "es", "or", "▁o", "ti", "▁w", "is", "▁▁", "▁▁▁▁", "é", "日本"]
+        tokens += pieces
+        types += [Int](repeating: 1, count: pieces.count)
+        let scores = [Float](repeating: 0, count: 263) + pieces.indices.map { -Float($0 / 3) }
+        do {
+            return try Tokenizer(tokens: tokens, scores: scores, tokenTypes: types, bosID: 2, eosID: 1, unknownID: 3,
+                                 addBOS: true, addSpacePrefix: false)
+        } catch { fatal("tiny SentencePiece tokenizer: \(error)") }
     }()
 
     /// Task vectors for the tiny base, written into `catalogDir` as TASK.tv.gguf (with router data).

@@ -28,10 +28,10 @@ public final class BraidServer: Sendable {
     /// What the loader hands over once the model is in memory.
     public struct Loaded: Sendable {
         public var engine: ServingEngine
-        public var tokenizer: BPETokenizer
+        public var tokenizer: Tokenizer
         public var template: ChatTemplate
         public var modelName: String
-        public init(engine: ServingEngine, tokenizer: BPETokenizer, template: ChatTemplate, modelName: String) {
+        public init(engine: ServingEngine, tokenizer: Tokenizer, template: ChatTemplate, modelName: String) {
             self.engine = engine
             self.tokenizer = tokenizer
             self.template = template

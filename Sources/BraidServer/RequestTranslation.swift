@@ -5,14 +5,14 @@ import Foundation
 /// `braid.route`, the prompt through the chat template, the sampling fields over the server's
 /// defaults. Every mistake is a 400 (or 404 for an unknown model) that names the field.
 package struct RequestTranslation {
-    let tokenizer: BPETokenizer
+    let tokenizer: Tokenizer
     let template: ChatTemplate
     let catalog: TaskCatalog
     let defaults: SamplingParameters
     let contextSize: Int
     let timeout: Double
 
-    package init(tokenizer: BPETokenizer, template: ChatTemplate, catalog: TaskCatalog, defaults: SamplingParameters, contextSize: Int, timeout: Double) {
+    package init(tokenizer: Tokenizer, template: ChatTemplate, catalog: TaskCatalog, defaults: SamplingParameters, contextSize: Int, timeout: Double) {
         self.tokenizer = tokenizer
         self.template = template
         self.catalog = catalog

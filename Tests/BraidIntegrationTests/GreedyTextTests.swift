@@ -10,7 +10,7 @@ import Braid
 struct GreedyTextTests {
     func greedy(_ prompt: [Int32], tokens: Int) throws -> [Int32] {
         let model = try Fixtures.model()
-        let tokenizer = try BPETokenizer(gguf: model.gguf)
+        let tokenizer = try Tokenizer(gguf: model.gguf)
         let generator = Generator(model: model, tokenizer: tokenizer, contextLength: 256)
         return try generator.generate(prompt, sampling: .greedy, maxTokens: tokens).tokens
     }
@@ -29,7 +29,7 @@ struct GreedyTextTests {
         let firstEOG = chat["first_eog_index"] as! Int
         let steps = firstEOG >= 0 ? firstEOG : expected.count
         let model = try Fixtures.model()
-        let tokenizer = try BPETokenizer(gguf: model.gguf)
+        let tokenizer = try Tokenizer(gguf: model.gguf)
         let cache = model.makeCache(capacity: ids.count + expected.count + 1)
         var logits = Array(try model.prefill(ids, cache: cache))
         var decided = 0, ties = 0

@@ -8,7 +8,7 @@ import Braid
 struct RoutingIntegrationTests {
     @Test func shippedRouterSendsHeldOutPromptsWhereTheyBelong() throws {
         let model = try Fixtures.model()
-        let tokenizer = try BPETokenizer(gguf: model.gguf)
+        let tokenizer = try Tokenizer(gguf: model.gguf)
         let sha = try BaseIdentity.sha256(of: model)
         let dir = Fixtures.root.appendingPathComponent("models").path
         let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".tv.gguf") }.sorted()

@@ -33,9 +33,9 @@ struct ServingEngineTests {
 
     static let model: LlamaModel? = try? Fixtures.model()
 
-    func engine(parallel: Int = 8, queue: Int = 64, start: Bool = true) throws -> (ServingEngine, BPETokenizer) {
+    func engine(parallel: Int = 8, queue: Int = 64, start: Bool = true) throws -> (ServingEngine, Tokenizer) {
         let model = try #require(Self.model)
-        let tokenizer = try BPETokenizer(gguf: model.gguf)
+        let tokenizer = try Tokenizer(gguf: model.gguf)
         let catalog = try TaskCatalog(directory: Fixtures.root.appendingPathComponent("models").path, model: model)
         var config = ServingEngine.Configuration()
         config.parallel = parallel
@@ -54,7 +54,7 @@ struct ServingEngineTests {
         "What is the capital of France?", "Give me a tip for sleeping better.",
     ]
 
-    func request(_ tokenizer: BPETokenizer, _ message: String, maxTokens: Int = 32, route: RouteChoice = .auto) -> ServingRequest {
+    func request(_ tokenizer: Tokenizer, _ message: String, maxTokens: Int = 32, route: RouteChoice = .auto) -> ServingRequest {
         ServingRequest(prompt: tokenizer.encode(ChatTemplate().render([.user(message)])), routerText: message, route: route,
                        sampling: .greedy, maxTokens: maxTokens)
     }

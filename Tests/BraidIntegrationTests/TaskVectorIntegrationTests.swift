@@ -10,7 +10,7 @@ struct TaskVectorIntegrationTests {
     @Test(arguments: [1.0, 0.8])
     func compressedJSONVectorAnswersWhereTheBaseDoesNot(rowDensity: Double) throws {
         let model = try Fixtures.model()
-        let tokenizer = try BPETokenizer(gguf: model.gguf)
+        let tokenizer = try Tokenizer(gguf: model.gguf)
         let sha = try BaseIdentity.sha256(of: model)
         #expect(sha == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")
         let deltaPath = Fixtures.shared.appendingPathComponent("models/deltas/json.delta.Q4_0.gguf").path

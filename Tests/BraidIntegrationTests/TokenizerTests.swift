@@ -5,7 +5,7 @@ import Braid
 /// The tokenizer read from the real GGUF against llama.cpp's tokenisation.
 @Suite(.enabled(if: Fixtures.haveReference, "needs models/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/setup.sh) and ../shared/reference"))
 struct TokenizerTests {
-    static let loaded = Result { try BPETokenizer(gguf: GGUFFile(path: Fixtures.modelPath)) }
+    static let loaded = Result { try Tokenizer(gguf: GGUFFile(path: Fixtures.modelPath)) }
 
     @Test(arguments: ["a", "b", "c", "d", "e"])
     func chatPromptsMatchLlamaCpp(prompt: String) throws {

@@ -73,13 +73,13 @@ struct FuzzRegressionTests {
     @Test func tokenIDsOutsideTheVocabularyAreRefused() throws {
         let eos = try tokenizerFile(eos: .uint32(0xE500_0002))
         #expect(throws: BraidError.outOfRange(what: "tokenizer.ggml.eos_token_id of \(eos)", value: "3841982466", allowed: "0…2")) {
-            try BPETokenizer(gguf: GGUFFile(path: eos))
+            try Tokenizer(gguf: GGUFFile(path: eos))
         }
         let bos = try tokenizerFile(eos: .uint32(2), bos: .int64(-1))
         #expect(throws: BraidError.outOfRange(what: "tokenizer.ggml.bos_token_id of \(bos)", value: "-1", allowed: "0…2")) {
-            try BPETokenizer(gguf: GGUFFile(path: bos))
+            try Tokenizer(gguf: GGUFFile(path: bos))
         }
-        let good = try BPETokenizer(gguf: GGUFFile(path: try tokenizerFile(eos: .uint32(2), bos: .int32(0))))
+        let good = try Tokenizer(gguf: GGUFFile(path: try tokenizerFile(eos: .uint32(2), bos: .int32(0))))
         #expect(good.eosID == 2 && good.bosID == 0 && good.encode("ab", addBOS: false) == [2])
     }
 
@@ -127,7 +127,7 @@ struct FuzzRegressionTests {
         let (base, v, _) = try routedVector { $0.shared.featureLayers = 5 }
         let router = try Router(tasks: [v])
         let tokens = ["<|im_start|>", "<|im_end|>"] + (0x21...0x7E).map { String(Unicode.Scalar(UInt8($0))) }
-        let tokenizer = try BPETokenizer(tokens: tokens, tokenTypes: [3, 3], merges: [], bosID: nil, eosID: 1, addBOS: false)
+        let tokenizer = try Tokenizer(tokens: tokens, tokenTypes: [3, 3], merges: [], bosID: nil, eosID: 1, addBOS: false)
         let features = QueryFeatures(model: base, tokenizer: tokenizer, template: ChatTemplate(), layers: router.featureLayers)
         #expect(throws: BraidError.invalidArgument("the router was fitted on features of width 64 after 5 blocks; this model has width 64 and 2 blocks (run braid router fit)")) {
             try router.probabilities(of: "hi", features: features)
@@ -142,7 +142,7 @@ struct FuzzRegressionTests {
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("braid-empty-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
         let tokens = ["<|im_start|>", "<|im_end|>", "\u{010A}", "\u{0120}"] + (0x21...0x7E).map { String(Unicode.Scalar(UInt8($0))) }
-        let tokenizer = try BPETokenizer(tokens: tokens, tokenTypes: [3, 3], merges: [], bosID: nil, eosID: 1, addBOS: false)
+        let tokenizer = try Tokenizer(tokens: tokens, tokenTypes: [3, 3], merges: [], bosID: nil, eosID: 1, addBOS: false)
         let translation = RequestTranslation(tokenizer: tokenizer, template: ChatTemplate(), catalog: try TaskCatalog(directory: empty, model: base),
                                              defaults: SamplingParameters(), contextSize: 512, timeout: 10)
         let body = #"{"messages":[{"role":"user","content":"hi"}],"max_tokens":9223372036854775807}"#

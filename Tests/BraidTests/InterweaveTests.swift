@@ -150,7 +150,7 @@ struct InterweaveTests {
     /// The base measured against itself agrees everywhere with zero divergence; a task vector does not.
     @Test func agreementWithTheBaseIsMeasuredAlongTheModesOwnAnswer() throws {
         let (model, vectors) = try tiny()
-        let tokenizer = try BPETokenizer(tokens: (0..<96).map { String(UnicodeScalar(UInt8(33 + $0))) }, tokenTypes: [],
+        let tokenizer = try Tokenizer(tokens: (0..<96).map { String(UnicodeScalar(UInt8(33 + $0))) }, tokenTypes: [],
                                          merges: [], bosID: nil, eosID: 95, addBOS: false)
         var measure = BaseAgreement(model: model, tokenizer: tokenizer)
         measure.maxTokens = 12

@@ -97,7 +97,7 @@ struct RouterTests {
     /// each run alone.
     @Test func mixedRouteBatchEqualsOneByOne() throws {
         let (base, vectors) = try tinyVectors(3)
-        let tokenizer = try BPETokenizer(tokens: (0..<96).map { String(UnicodeScalar(UInt8(33 + $0))) }, tokenTypes: [],
+        let tokenizer = try Tokenizer(tokens: (0..<96).map { String(UnicodeScalar(UInt8(33 + $0))) }, tokenTypes: [],
                                          merges: [], bosID: nil, eosID: 95, addBOS: false)
         let routes = [Route.base, Route([(vectors[0], 1)]), Route([(vectors[1], 1)]), Route([(vectors[2], 0.5), (vectors[0], 0.5)])]
         let requests = routes.enumerated().map { i, r in
@@ -114,7 +114,7 @@ struct RouterTests {
     @Test(arguments: [nil, InterweaveGate.fixed(0.3, space: .hidden)])
     func sharedPrefixDoesNotChangeAnswers(gate: InterweaveGate?) throws {
         let (base, vectors) = try tinyVectors(2)
-        let tokenizer = try BPETokenizer(tokens: (0..<96).map { String(UnicodeScalar(UInt8(33 + $0))) }, tokenTypes: [],
+        let tokenizer = try Tokenizer(tokens: (0..<96).map { String(UnicodeScalar(UInt8(33 + $0))) }, tokenTypes: [],
                                          merges: [], bosID: nil, eosID: 95, addBOS: false)
         let prefix: [Int32] = (0..<12).map { Int32($0 * 5 % 90) }
         let routes = [Route.base, Route([(vectors[0], 1)]), Route([(vectors[1], 1)]), Route([(vectors[0], 1)])]

@@ -14,10 +14,10 @@ public struct BaseAgreement {
     }
 
     public let model: LlamaModel
-    public let tokenizer: BPETokenizer
+    public let tokenizer: Tokenizer
     public var maxTokens = 48
 
-    public init(model: LlamaModel, tokenizer: BPETokenizer) {
+    public init(model: LlamaModel, tokenizer: Tokenizer) {
         self.model = model
         self.tokenizer = tokenizer
     }

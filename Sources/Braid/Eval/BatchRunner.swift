@@ -26,7 +26,7 @@ public final class BatchRunner {
     }
 
     public let model: LlamaModel
-    public let tokenizer: BPETokenizer
+    public let tokenizer: Tokenizer
     public let decoder: StreamDecoder
     public let batch: Int
     public let maxTokens: Int
@@ -35,7 +35,7 @@ public final class BatchRunner {
     public private(set) var decodeSeconds = 0.0
     public private(set) var decodedTokens = 0
 
-    public init(model: LlamaModel, tokenizer: BPETokenizer, batch: Int, maxTokens: Int, interweave: InterweaveGate? = nil) {
+    public init(model: LlamaModel, tokenizer: Tokenizer, batch: Int, maxTokens: Int, interweave: InterweaveGate? = nil) {
         self.model = model
         self.tokenizer = tokenizer
         decoder = StreamDecoder(model: model, gate: interweave)

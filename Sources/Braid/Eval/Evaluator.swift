@@ -4,14 +4,14 @@ import Foundation
 /// at end of turn, at most 48 new tokens, exact match (JSON as objects).
 public struct Evaluator {
     public let model: LlamaModel
-    public let tokenizer: BPETokenizer
+    public let tokenizer: Tokenizer
     public let template: ChatTemplate
     public var maxTokens = 48
     public var batch = 8
     /// Interweave each routed answer with the base stream (nil: single stream).
     public var interweave: InterweaveGate?
 
-    public init(model: LlamaModel, tokenizer: BPETokenizer, template: ChatTemplate) {
+    public init(model: LlamaModel, tokenizer: Tokenizer, template: ChatTemplate) {
         self.model = model
         self.tokenizer = tokenizer
         self.template = template

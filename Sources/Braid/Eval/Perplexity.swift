@@ -46,7 +46,7 @@ public struct Perplexity {
     /// special-token text not parsed), and the BOS id to put at each chunk's start (nil when
     /// the vocabulary adds none).
     public static func tokenize(_ text: String, model: LlamaModel) throws -> (tokens: [Int32], bos: Int32?) {
-        let tokenizer = try BPETokenizer(gguf: model.gguf)
+        let tokenizer = try Tokenizer(gguf: model.gguf)
         let bos = tokenizer.addBOS ? tokenizer.bosID : nil
         return (tokenizer.encode(text, parseSpecial: false), bos)
     }

@@ -17,7 +17,7 @@ public struct TaskExample: Sendable, Codable {
 public enum TaskSuite {
     public static func load(_ path: String, limit: Int? = nil) throws -> [TaskExample] {
         guard let data = FileManager.default.contents(atPath: path) else { throw BraidError.fileNotFound(path: path) }
-        let text = try BPETokenizer.decodeUTF8Strictly(Array(data), source: path)
+        let text = try Tokenizer.decodeUTF8Strictly(Array(data), source: path)
         var out: [TaskExample] = []
         for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
             if let limit, out.count >= limit { break }

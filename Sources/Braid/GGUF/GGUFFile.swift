@@ -15,11 +15,13 @@ public final class GGUFFile: Sendable {
     public let alignment: Int
     public let dataOffset: Int
 
-    public convenience init(path: String) throws {
-        try self.init(map: MappedFile(path: path))
+    /// `metadataOnly`: read the header and metadata, not the tensor table (e.g. a tokenizer from a
+    /// model whose tensor types braid does not read); `tensorList` is then empty.
+    public convenience init(path: String, metadataOnly: Bool = false) throws {
+        try self.init(map: MappedFile(path: path), metadataOnly: metadataOnly)
     }
 
-    public init(map: MappedFile) throws {
+    public init(map: MappedFile, metadataOnly: Bool = false) throws {
         self.map = map
         self.path = map.path
         var r = GGUFReader(bytes: map.bytes, path: map.path)
@@ -61,6 +63,12 @@ public final class GGUFFile: Sendable {
             align = v
         }
         alignment = align
+        if metadataOnly {
+            dataOffset = r.offset
+            tensorList = []
+            tensors = [:]
+            return
+        }
 
         struct RawTensor { let name: String; let shape: [Int]; let type: GGMLType; let offset: Int }
         var raws: [RawTensor] = []
@@ -155,6 +163,15 @@ public final class GGUFFile: Sendable {
             throw BraidError.wrongKeyType(key: key, expected: "array of strings")
         }
         return a.map { $0.stringValue! }
+    }
+
+    public func floatArray(_ key: String) throws -> [Double] {
+        guard let v = metadata[key] else { throw BraidError.missingKey(key) }
+        guard case .array(_, let a) = v else { throw BraidError.wrongKeyType(key: key, expected: "array of numbers") }
+        return try a.map {
+            guard let f = $0.floatValue else { throw BraidError.wrongKeyType(key: key, expected: "array of numbers") }
+            return f
+        }
     }
 
     public func intArray(_ key: String) throws -> [Int] {

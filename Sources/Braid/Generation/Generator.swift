@@ -6,7 +6,7 @@ import Foundation
 /// @unchecked Sendable: one conversation (one thread) owns it and its caches.
 public final class Generator: @unchecked Sendable {
     public let model: LlamaModel
-    public let tokenizer: BPETokenizer
+    public let tokenizer: Tokenizer
     public let decoder: StreamDecoder
     public let sequence: DecodeSequence
     /// Tokens whose keys and values are in the caches, in order.
@@ -14,7 +14,7 @@ public final class Generator: @unchecked Sendable {
     /// The route the cached keys and values were computed under (another route invalidates them).
     private var cachedRoute = ""
 
-    public init(model: LlamaModel, tokenizer: BPETokenizer, contextLength: Int, interweave: InterweaveGate? = nil) {
+    public init(model: LlamaModel, tokenizer: Tokenizer, contextLength: Int, interweave: InterweaveGate? = nil) {
         self.model = model
         self.tokenizer = tokenizer
         decoder = StreamDecoder(model: model, gate: interweave)

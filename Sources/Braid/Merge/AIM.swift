@@ -17,7 +17,7 @@ public struct AIM: Sendable {
 
     /// Runs the base over each text (rendered as a user turn of the chat template, the way braid
     /// feeds prompts) and collects the per-channel mean |x| of every linear layer's input.
-    public static func calibrate(model: LlamaModel, tokenizer: BPETokenizer, template: ChatTemplate, texts: [String], omega: Float,
+    public static func calibrate(model: LlamaModel, tokenizer: Tokenizer, template: ChatTemplate, texts: [String], omega: Float,
                                  progress: (Int, Int) -> Void = { _, _ in }) throws -> AIM {
         let c = model.config
         let widths = [c.embeddingLength, c.queryDim, c.embeddingLength, c.feedForwardLength]

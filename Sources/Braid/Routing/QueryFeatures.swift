@@ -5,13 +5,13 @@
 /// @unchecked Sendable: one caller at a time (it runs the model and keeps the prefix cache).
 public final class QueryFeatures: @unchecked Sendable {
     public let model: LlamaModel
-    public let tokenizer: BPETokenizer
+    public let tokenizer: Tokenizer
     public let template: ChatTemplate
     public let layers: Int?
     private let prefix: [Int32]
     private var cache: KVCache?
 
-    public init(model: LlamaModel, tokenizer: BPETokenizer, template: ChatTemplate, layers: Int? = nil) {
+    public init(model: LlamaModel, tokenizer: Tokenizer, template: ChatTemplate, layers: Int? = nil) {
         self.model = model
         self.tokenizer = tokenizer
         self.template = template

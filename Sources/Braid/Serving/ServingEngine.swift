@@ -39,7 +39,7 @@ public final class ServingEngine: @unchecked Sendable {
     }
 
     public let model: LlamaModel
-    public let tokenizer: BPETokenizer
+    public let tokenizer: Tokenizer
     public let configuration: Configuration
     public let template: ChatTemplate
 
@@ -78,7 +78,7 @@ public final class ServingEngine: @unchecked Sendable {
     private var prefixes: [(key: String, tokens: [Int32], sequence: DecodeSequence)] = []
     private let marker: Int32?
 
-    public init(model: LlamaModel, tokenizer: BPETokenizer, template: ChatTemplate, catalog: TaskCatalog, configuration: Configuration) throws {
+    public init(model: LlamaModel, tokenizer: Tokenizer, template: ChatTemplate, catalog: TaskCatalog, configuration: Configuration) throws {
         guard configuration.parallel >= 1 && 2 * configuration.parallel <= model.maxBatch else {
             throw BraidError.invalidArgument("--parallel must be between 1 and \(model.maxBatch / 2)")
         }
@@ -521,7 +521,7 @@ public final class ServingEngine: @unchecked Sendable {
     }
 
     /// log-softmax of the chosen token and the `top` most likely ones.
-    static func logprob(_ logits: UnsafeBufferPointer<Float>, token: Int32, top: Int, tokenizer: BPETokenizer) -> TokenLogprob {
+    static func logprob(_ logits: UnsafeBufferPointer<Float>, token: Int32, top: Int, tokenizer: Tokenizer) -> TokenLogprob {
         let z = StreamDecoder.logSumExp(logits)
         var best: [TokenCandidate] = []
         if top > 0 { Sampler.selectTopK(logits, top, penalized: [], penalty: 1, into: &best) }
@@ -551,7 +551,7 @@ final class ActiveSequence {
     var firstToken: UInt64?
 
     init(id: Int, request: ServingRequest, events: @escaping @Sendable (ServingEvent) -> Void, decoder: StreamDecoder,
-         sequence: DecodeSequence, remaining: [Int32], queryStart: Int, tokenizer: BPETokenizer, admitted: UInt64) {
+         sequence: DecodeSequence, remaining: [Int32], queryStart: Int, tokenizer: Tokenizer, admitted: UInt64) {
         self.id = id
         self.request = request
         self.events = events

@@ -16,7 +16,7 @@ public enum ScaleFitter {
     /// Which Gram matrix each matrix kind reads (see `LlamaModel.observer`).
     static let inputOfKind = [0, 0, 0, 1, 2, 2, 3]
 
-    public static func fit(source: DeltaSource, base: LlamaModel, tokenizer: BPETokenizer, template: ChatTemplate,
+    public static func fit(source: DeltaSource, base: LlamaModel, tokenizer: Tokenizer, template: ChatTemplate,
                            examples: [TaskExample], progress: (String, Int, Int) -> Void = { _, _, _ in }) throws -> [String: FittedRows] {
         let c = base.config
         let widths = [c.embeddingLength, c.queryDim, c.embeddingLength, c.feedForwardLength]

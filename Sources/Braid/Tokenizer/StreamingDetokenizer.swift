@@ -1,13 +1,22 @@
 /// Turns a stream of token ids into text without ever splitting a UTF-8 character: bytes of
-/// an incomplete character are held back until the tokens that finish it arrive.
+/// an incomplete character are held back until the tokens that finish it arrive. The text is
+/// the tokenizer's `decode` of the same ids (a space prefix is dropped from the first token).
 public struct StreamingDetokenizer {
-    private let tokenizer: BPETokenizer
+    private let tokenizer: Tokenizer
     private var pending: [UInt8] = []
+    /// Ids seen: the first, and the second after a BOS, may carry the space prefix.
+    private var seen: [Int32] = []
 
-    public init(tokenizer: BPETokenizer) { self.tokenizer = tokenizer }
+    public init(tokenizer: Tokenizer) { self.tokenizer = tokenizer }
 
     public mutating func append(_ id: Int32) -> String {
-        pending.append(contentsOf: tokenizer.piece(id))
+        let piece = tokenizer.piece(id)
+        if tokenizer.addSpacePrefix && seen.count < 2 {
+            seen.append(id)
+            pending.append(contentsOf: tokenizer.isFirstTextToken(at: seen.count - 1, of: seen) && piece.first == 0x20 ? piece.dropFirst() : piece[...])
+        } else {
+            pending.append(contentsOf: piece)
+        }
         let complete = Self.completePrefixLength(pending)
         guard complete > 0 else { return "" }
         let text = String(decoding: pending[..<complete], as: UTF8.self)

@@ -125,7 +125,7 @@ struct Bench: ParsableCommand {
 
     /// Microseconds to sample one token from real next-token logits, per sampler setting.
     static func samplingCost(_ model: LlamaModel) throws -> [(String, Double)] {
-        let tokenizer = try BPETokenizer(gguf: model.gguf)
+        let tokenizer = try Tokenizer(gguf: model.gguf)
         let cache = model.makeCache(capacity: 64)
         let logits = Array(try model.prefill(tokenizer.encode(ChatTemplate().render([.user("Write a story about a dragon.")])), cache: cache))
         let settings: [(String, SamplingParameters)] = [

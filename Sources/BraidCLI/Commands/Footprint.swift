@@ -119,7 +119,7 @@ struct Footprint: ParsableCommand {
             steps = try files.map { (base, Route([(try TaskVector(path: $0, base: base, baseSHA256: sha), 1)])) }
             tokenizerSource = base
         }
-        let tokenizer = try BPETokenizer(gguf: tokenizerSource.gguf)
+        let tokenizer = try Tokenizer(gguf: tokenizerSource.gguf)
         let prompt = tokenizer.encode(ChatTemplate().render([.user("Tell me about the sea in a few sentences.")]))
         for (model, route) in steps {
             let cache = model.makeCache(capacity: prompt.count + tokens + 1)

@@ -183,7 +183,7 @@ struct Run: ParsableCommand {
     }
 
     static func record(_ item: Item, _ l: Line, _ decision: RoutingDecision, _ a: BatchRunner.Answer, promptTokens: Int,
-                       mode: String?, gate: String?, tokenizer: BPETokenizer) -> OutputLine {
+                       mode: String?, gate: String?, tokenizer: Tokenizer) -> OutputLine {
         let text = tokenizer.decode(a.tokens)
         let route = decision.route
         var coefficients: [String: Float] = [:]
