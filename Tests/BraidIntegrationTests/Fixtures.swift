@@ -12,9 +12,6 @@ enum Fixtures {
     static var haveGemma3: Bool { FileManager.default.fileExists(atPath: gemma3Path) }
 
     static var haveModel: Bool { FileManager.default.fileExists(atPath: modelPath) }
-    /// Gemma 3 270M (Q4_K_M): `bash scripts/setup.sh --model gemma3-270m` (`make test` fetches it).
-    static let gemmaPath = root.appendingPathComponent("models/gemma-3-270m-q4_k_m.gguf").path
-    static var haveGemma: Bool { FileManager.default.fileExists(atPath: gemmaPath) }
     static var haveReference: Bool { haveModel && FileManager.default.fileExists(atPath: reference.appendingPathComponent("reference.json").path) }
 
     static func json(_ name: String) throws -> [String: Any] {

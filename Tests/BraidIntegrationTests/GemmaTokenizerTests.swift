@@ -6,10 +6,10 @@ import Braid
 /// Tests/BraidTests/Fixtures/gemma3_tokens.json holds 561 strings and llama-tokenize's ids for
 /// each in both modes (special tokens parsed, its default, and not), made by
 /// scripts/reference/gemma3_tokens.py.
-@Suite(.enabled(if: Fixtures.haveGemma, "needs models/gemma-3-270m-q4_k_m.gguf (run bash scripts/setup.sh --model gemma3-270m)"))
+@Suite(.enabled(if: Fixtures.haveGemma3, "needs models/gemma-3-270m-q4_k_m.gguf (run bash scripts/setup.sh --model gemma3-270m)"))
 struct GemmaTokenizerTests {
-    /// The metadata alone: the tokenizer needs no tensor (and braid does not read Gemma's K-quants yet).
-    static let loaded = Result { try Tokenizer(gguf: GGUFFile(path: Fixtures.gemmaPath, metadataOnly: true)) }
+    /// The metadata alone: the tokenizer needs no tensor.
+    static let loaded = Result { try Tokenizer(gguf: GGUFFile(path: Fixtures.gemma3Path, metadataOnly: true)) }
 
     struct Case: Decodable {
         let text: String, parseSpecial: Bool, ids: [Int]
