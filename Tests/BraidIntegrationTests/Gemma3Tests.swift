@@ -76,6 +76,21 @@ struct Gemma3Tests {
         }
     }
 
+    /// Greedy completion of a raw prompt, tokenized by braid's SentencePiece tokenizer: the
+    /// text llama.cpp writes (llama-cpp-python 0.3.36 over the same build: Llama(model)(prompt,
+    /// max_tokens=24, temperature=0), 2026-11-29).
+    @Test func greedyCompletionEqualsLlamaCpp() throws {
+        let model = try LlamaModel(path: Self.modelPath, threads: 2)
+        let tokenizer = try Tokenizer(gguf: model.gguf)
+        let generator = Generator(model: model, tokenizer: tokenizer, contextLength: 256, interweave: nil)
+        var text = ""
+        _ = try generator.generate(tokenizer.encode("The capital of France is"), route: .base, sampling: .greedy, maxTokens: 24) { piece in
+            text += piece
+            return true
+        }
+        #expect(text == " the capital of the country of France. It is the largest city in France. It is the capital of the country of")
+    }
+
     static func rms(_ logits: [Float], against file: String) throws -> Double {
         let data = try Data(contentsOf: fixtures.appendingPathComponent(file))
         let ref: [Float16] = data.withUnsafeBytes { Array($0.bindMemory(to: Float16.self)) }

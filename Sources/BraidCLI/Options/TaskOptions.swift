@@ -59,7 +59,21 @@ struct TaskOptions: ParsableArguments {
         guard tasks.isEmpty else { return nil }
         guard let mode = RoutingMode(rawValue: route) else { throw ValidationError("--route must be auto, blend or none") }
         if mode == .none { return nil }
-        if files(in: taskDir, suffix: ".tv.gguf").isEmpty { return nil }
+        let names = files(in: taskDir, suffix: ".tv.gguf")
+        if names.isEmpty { return nil }
+        // The shipped vectors beside the default model belong to SmolLM2: another model (Gemma 3)
+        // run with the default folder keeps its base, with a note, instead of refusing to start.
+        if taskDir == Self.defaultDir {
+            let sha = try BaseIdentity.sha256(of: model)
+            let own = try names.filter { name in
+                let file = try GGUFFile(path: "\(taskDir)/\(name)", metadataOnly: true)
+                return file.metadata["braid.task_vector.base_sha256"]?.stringValue == sha
+            }
+            if own.isEmpty {
+                FileHandle.standardError.write(Data("note: the task vectors in \(taskDir) were made for another base model; routing keeps the base (--task-dir names a folder of this model's)\n".utf8))
+                return nil
+            }
+        }
         return (try Router(tasks: loadTaskVectors(taskDir, model: model)), mode)
     }
 
