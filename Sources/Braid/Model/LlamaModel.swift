@@ -155,7 +155,8 @@ public final class LlamaModel: @unchecked Sendable {
 
         for (l, w) in weights.layers.prefix(layers ?? weights.layers.count).enumerated() {
             // attention
-            prepare(s.xq, xb, n, tables: !routed.isEmpty) { i in norm(x, w.attnNorm, batch[i], i, 2 * l, { $0.attnNorm[l] }, into: xb) }
+            let attnNorms = columnNorms(batch, w.attnNorm, key: 2 * l) { $0.attnNorm[l] }
+            prepare(s.xq, xb, n, tables: !routed.isEmpty) { i in norm(x, attnNorms[i], i, into: xb) }
             observer?(l, 0, xb, n)
             project([(w.q, s.q, qd, 0), (w.k, s.k, kvd, 1), (w.v, s.v, kvd, 2)], s.xq, layer: l, routed: routed)
             let rope = c.rope(layer: l)
@@ -195,7 +196,8 @@ public final class LlamaModel: @unchecked Sendable {
             Ops.add(x, s.tmp, count: n * d)
 
             // feed-forward
-            prepare(s.xq, xb, n, tables: !routed.isEmpty) { i in norm(x, w.ffnNorm, batch[i], i, 2 * l + 1, { $0.ffnNorm[l] }, into: xb) }
+            let ffnNorms = columnNorms(batch, w.ffnNorm, key: 2 * l + 1) { $0.ffnNorm[l] }
+            prepare(s.xq, xb, n, tables: !routed.isEmpty) { i in norm(x, ffnNorms[i], i, into: xb) }
             observer?(l, 2, xb, n)
             project([(w.gate, s.gate, ff, 4), (w.up, s.up, ff, 5)], s.xq, layer: l, routed: routed)
             let gelu = c.activation == .geluTanh
@@ -241,12 +243,20 @@ public final class LlamaModel: @unchecked Sendable {
         Ops.rmsNorm(v, weight: weight, eps: config.rmsEpsilon, into: v, count: config.embeddingLength)
     }
 
-    /// RMS norm of column `i`, with its route's norm deltas applied.
+    /// Each column's norm weight: `base` with its route's norm deltas applied (blended once per
+    /// route and key). Looked up here, on the calling thread, before the pool's threads run
+    /// `prepare`, so the workers only read: they neither compute the same blend at once nor
+    /// take the route's lock. (That lock is a Synchronization.Mutex, whose contended path is a
+    /// futex in the Swift runtime that ThreadSanitizer cannot see; when the workers shared it,
+    /// TSan reported its guarded dictionary as a race.)
+    private func columnNorms(_ batch: [BatchEntry], _ base: [Float], key: Int, _ delta: (TaskVector) -> [Float]?) -> [[Float]] {
+        batch.map { $0.route.isBase ? base : ($0.route.norm(key, base, delta) ?? base) }
+    }
+
+    /// RMS norm of column `i` with its weight (`columnNorms`).
     @inline(__always)
-    private func norm(_ x: UnsafeMutablePointer<Float>, _ base: [Float], _ e: BatchEntry, _ i: Int, _ key: Int,
-                      _ delta: (TaskVector) -> [Float]?, into out: UnsafeMutablePointer<Float>) {
+    private func norm(_ x: UnsafeMutablePointer<Float>, _ weight: [Float], _ i: Int, into out: UnsafeMutablePointer<Float>) {
         let d = config.embeddingLength
-        let weight = e.route.isBase ? base : (e.route.norm(key, base, delta) ?? base)
         Ops.rmsNorm(x + i * d, weight: weight, eps: config.rmsEpsilon, into: out + i * d, count: d)
     }
 
