@@ -12,10 +12,15 @@ build: setup
 demo: build
 	printf 'What is 9 times 9?\nExtract the name, age and city as JSON: Meet Noah Okafor: 53 years old, a plumber from Lisbon.\nHow do you write 470 in English words?\nWhat is the capital of France?\n' | $(BRAID) chat --temp 0 -n 48
 
+# Extra flags for test's build. CI (.ci/run) sets -Xswiftc -warnings-as-errors, so a new compiler
+# warning in braid's own code fails CI; SwiftPM leaves it off the dependencies (they are built
+# with -suppress-warnings), and a developer's `make test` keeps building with a warning.
+SWIFT_BUILD_FLAGS ?=
+
 # One release build serves the tests and the server tests (a separate `swift build` would compile everything twice).
 test:
 	bash scripts/setup.sh --test-tools --model gemma3-270m
-	swift build -c release --build-tests
+	swift build -c release --build-tests $(SWIFT_BUILD_FLAGS)
 	swift test -c release --skip-build
 	bash scripts/test-serve.sh
 	$(MAKE) fuzz-short
