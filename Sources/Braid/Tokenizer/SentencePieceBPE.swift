@@ -250,15 +250,7 @@ struct PieceTable: Sendable {
                 slots.withUnsafeBufferPointer { slots in
                     let mask = self.mask, maxLength = self.maxLength
                     return body { p, count in
-                        guard count <= maxLength else { return nil }
-                        var h = Self.hash(p, count) & mask
-                        while true {
-                            let id = slots[h]
-                            if id < 0 { return nil }
-                            let s = offsets[Int(id)], e = offsets[Int(id) + 1]
-                            if e - s == count && (count == 0 || memcmp(all.baseAddress! + s, p, count) == 0) { return id }
-                            h = (h + 1) & mask
-                        }
+                        count <= maxLength ? Self.probe(p, count, all, offsets, slots, mask) : nil
                     }
                 }
             }
@@ -271,15 +263,20 @@ struct PieceTable: Sendable {
 
     func find(_ p: UnsafePointer<UInt8>, _ count: Int) -> Int32? {
         guard count <= maxLength else { return nil }
-        var h = Self.hash(p, count) & mask
-        return bytes.withUnsafeBufferPointer { all in
-            while true {
-                let id = slots[h]
-                if id < 0 { return nil }
-                let s = offsets[Int(id)], e = offsets[Int(id) + 1]
-                if e - s == count && (count == 0 || memcmp(all.baseAddress! + s, p, count) == 0) { return id }
-                h = (h + 1) & mask
-            }
+        return withLookup { $0(p, count) }
+    }
+
+    /// The id of the `count` bytes at `p`: linear probing from their hash until an empty slot.
+    @inline(__always)
+    static func probe(_ p: UnsafePointer<UInt8>, _ count: Int, _ all: UnsafeBufferPointer<UInt8>, _ offsets: UnsafeBufferPointer<Int>,
+                      _ slots: UnsafeBufferPointer<Int32>, _ mask: Int) -> Int32? {
+        var h = hash(p, count) & mask
+        while true {
+            let id = slots[h]
+            if id < 0 { return nil }
+            let s = offsets[Int(id)], e = offsets[Int(id) + 1]
+            if e - s == count && (count == 0 || memcmp(all.baseAddress! + s, p, count) == 0) { return id }
+            h = (h + 1) & mask
         }
     }
 }
