@@ -4,15 +4,8 @@ import Braid
 
 /// Two-stream decoding and the gates, on tiny random models.
 struct InterweaveTests {
-    func tiny() throws -> (LlamaModel, [TaskVector]) {
-        let base = try LlamaModel(path: try TinyModel.write(seed: 1), threads: 2)
-        let vectors = try (0..<2).map { i -> TaskVector in
-            let source = try DeltaSource.fineTunedGGUF(try TinyModel.write(seed: 40 + UInt64(i)), base: base)
-            let path = FileManager.default.temporaryDirectory.appendingPathComponent("braid-iw\(i)-\(UUID().uuidString).tv.gguf").path
-            try Compressor.compress(source, base: base, baseSHA256: "s", task: "t\(i)", description: "", options: CompressionOptions()).write(to: path)
-            return try TaskVector(path: path, base: base, baseSHA256: "s")
-        }
-        return (base, vectors)
+    func tiny(_ architecture: String = "llama") throws -> (LlamaModel, [TaskVector]) {
+        try TinyModel.baseWithVectors(2, firstSeed: 40, architecture: architecture)
     }
 
     /// Logits after the prompt and after each of `steps`, for one sequence.
@@ -26,8 +19,9 @@ struct InterweaveTests {
         return out
     }
 
-    @Test func gateOneIsTheBaseAndGateZeroTheTunedModelExactly() throws {
-        let (model, vectors) = try tiny()
+    @Test(arguments: TinyModel.architectures)
+    func gateOneIsTheBaseAndGateZeroTheTunedModelExactly(architecture: String) throws {
+        let (model, vectors) = try tiny(architecture)
         let route = Route([(vectors[0], 1)])
         let prompt: [Int32] = [3, 17, 42, 8, 90, 5], steps: [Int32] = [11, 64, 2, 77]
         let base = try run(StreamDecoder(model: model, gate: nil), route: .base, prompt: prompt, steps: steps)
@@ -41,8 +35,9 @@ struct InterweaveTests {
 
     /// The adaptive gate writes the logits of the stream with the higher prior-weighted top
     /// probability, whether or not it ran the other stream's head, alone or in a batch.
-    @Test func adaptiveGatePicksTheMoreConfidentStream() throws {
-        let (model, vectors) = try tiny()
+    @Test(arguments: TinyModel.architectures)
+    func adaptiveGatePicksTheMoreConfidentStream(architecture: String) throws {
+        let (model, vectors) = try tiny(architecture)
         let route = Route([(vectors[0], 1)])
         let prompt: [Int32] = [3, 17, 42, 8], steps: [Int32] = [11, 64, 2]
         let base = try run(StreamDecoder(model: model, gate: nil), route: .base, prompt: prompt, steps: steps)
@@ -128,8 +123,9 @@ struct InterweaveTests {
         #expect(errorText { _ = try LearnedGate(path: vectors[0].path, for: vectors[0], dim: d) }.hasSuffix(".tv.gguf is not an interweaving gate (general.type = interweave_gate)"))
     }
 
-    @Test func trainingTheGateLowersItsLoss() throws {
-        let (model, vectors) = try tiny()
+    @Test(arguments: TinyModel.architectures)
+    func trainingTheGateLowersItsLoss(architecture: String) throws {
+        let (model, vectors) = try tiny(architecture)
         let inside = GateTrainer.Example(prompt: [5, 6, 7, 8], target: [9, 10, 11, 12, 13], inside: true)
         let other = GateTrainer.Example(prompt: [20, 21, 22], target: [30, 31, 32, 33], inside: false)
         var options = GateTrainer.Options()
@@ -148,8 +144,9 @@ struct InterweaveTests {
     }
 
     /// The base measured against itself agrees everywhere with zero divergence; a task vector does not.
-    @Test func agreementWithTheBaseIsMeasuredAlongTheModesOwnAnswer() throws {
-        let (model, vectors) = try tiny()
+    @Test(arguments: TinyModel.architectures)
+    func agreementWithTheBaseIsMeasuredAlongTheModesOwnAnswer(architecture: String) throws {
+        let (model, vectors) = try tiny(architecture)
         let tokenizer = try Tokenizer(tokens: (0..<96).map { String(UnicodeScalar(UInt8(33 + $0))) }, tokenTypes: [],
                                          merges: [], bosID: nil, eosID: 95, addBOS: false)
         var measure = BaseAgreement(model: model, tokenizer: tokenizer)

@@ -146,10 +146,11 @@ struct MergeTests {
         #expect(errorText { _ = try MergeSource(path: other, base: base, baseSHA256: "this-base") }.contains(".gguf does not have the base model's shape"))
     }
 
-    @Test func taskArithmeticMergesFineTunesAndServesAsOneDelta() throws {
-        let basePath = try TinyModel.write(seed: 1)
+    @Test(arguments: TinyModel.architectures)
+    func taskArithmeticMergesFineTunesAndServesAsOneDelta(architecture: String) throws {
+        let basePath = try TinyModel.write(seed: 1, architecture: architecture)
         let base = try LlamaModel(path: basePath, threads: 2)
-        let tuned = [try TinyModel.write(seed: 21), try TinyModel.write(seed: 22)]
+        let tuned = [try TinyModel.write(seed: 21, architecture: architecture), try TinyModel.write(seed: 22, architecture: architecture)]
         let cfg = try MergeConfig(yaml: config("task_arithmetic", tuned, extra: "parameters:\n  lambda: 0.5\noutput:\n  type: delta_f16\n"))
         let merger = try Merger(config: cfg, base: base, baseSHA256: "sha")
         let sources = try tuned.map { try DeltaSource.fineTunedGGUF($0, base: base) }

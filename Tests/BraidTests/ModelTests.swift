@@ -5,17 +5,18 @@ import Braid
 /// The forward pass on a tiny random model: config from metadata, batch = sequential decode,
 /// KV-cache truncation, limits.
 struct ModelTests {
-    @Test func configComesFromMetadata() throws {
-        let model = try LlamaModel(path: try TinyModel.write(), threads: 2)
-        #expect(model.config == TinyModel.config)
+    @Test(arguments: TinyModel.architectures)
+    func configComesFromMetadata(architecture: String) throws {
+        let model = try LlamaModel(path: try TinyModel.write(architecture: architecture), threads: 2)
+        #expect(model.config == TinyModel.config(architecture))
         #expect(model.weights.tiedOutput)
     }
 
     /// Prefilling N tokens gives the same last logits as N single-token decodes (the same
     /// kernels on 4-column tiles and single columns), for several encodings.
-    @Test(arguments: [GGMLType.q4_1, .q4_0, .q8_0, .f16, .f32])
-    func prefillEqualsSequentialDecode(type: GGMLType) throws {
-        let model = try LlamaModel(path: try TinyModel.write(seed: 5, matrixType: type), threads: 2, maxBatch: 8)
+    @Test(arguments: [GGMLType.q4_1, .q4_0, .q8_0, .f16, .f32], TinyModel.architectures)
+    func prefillEqualsSequentialDecode(type: GGMLType, architecture: String) throws {
+        let model = try LlamaModel(path: try TinyModel.write(seed: 5, matrixType: type, architecture: architecture), threads: 2, maxBatch: 8)
         let tokens: [Int32] = [3, 17, 42, 8, 95, 0, 61, 23, 7, 11, 50]  // > maxBatch: chunked
         let a = model.makeCache(capacity: 32)
         let batched = Array(try model.prefill(tokens, cache: a))

@@ -17,15 +17,8 @@ struct RouterTests {
         return (f, l)
     }
 
-    func tinyVectors(_ n: Int) throws -> (LlamaModel, [TaskVector]) {
-        let base = try LlamaModel(path: try TinyModel.write(seed: 1), threads: 2)
-        let vectors = try (0..<n).map { i -> TaskVector in
-            let source = try DeltaSource.fineTunedGGUF(try TinyModel.write(seed: 20 + UInt64(i)), base: base)
-            let path = FileManager.default.temporaryDirectory.appendingPathComponent("braid-r\(i)-\(UUID().uuidString).tv.gguf").path
-            try Compressor.compress(source, base: base, baseSHA256: "s", task: "t\(i)", description: "", options: CompressionOptions()).write(to: path)
-            return try TaskVector(path: path, base: base, baseSHA256: "s")
-        }
-        return (base, vectors)
+    func tinyVectors(_ n: Int, architecture: String = "llama") throws -> (LlamaModel, [TaskVector]) {
+        try TinyModel.baseWithVectors(n, firstSeed: 20, architecture: architecture)
     }
 
     @Test(arguments: ["linear", "centroid"])
@@ -93,10 +86,43 @@ struct RouterTests {
         #expect(!plain.cascade(early: { _ in clear }, full: { clear }, fullLayers: 10).1)
     }
 
+    /// `router fit`'s path on the model's own features (mean final-norm hidden state over the
+    /// message, raw text as for a model without a chat template): three kinds of text (two
+    /// tasks and "none") are told apart on messages it did not fit on, on either architecture.
+    @Test(arguments: TinyModel.architectures)
+    func routerFitsOnTheModelsOwnFeatures(architecture: String) throws {
+        let (base, vectors) = try tinyVectors(2, architecture: architecture)
+        let tokenizer = try Tokenizer(tokens: (0..<96).map { String(UnicodeScalar(UInt8(33 + $0))) }, tokenTypes: [],
+                                      merges: [], bosID: nil, eosID: 95, addBOS: false)
+        let features = QueryFeatures(model: base, tokenizer: tokenizer, template: .raw)
+        let alphabets = [Array("abcdefgh"), Array("01234567"), Array("+-*/=<>%")]
+        var rng = Xoshiro256(seed: 11)
+        func message(_ kind: Int) -> String { String((0..<(6 + Int(rng.next() % 6))).map { _ in alphabets[kind][Int(rng.next() % 8)] }) }
+        var train: [[Float]] = [], labels: [Int] = []
+        for _ in 0..<20 {
+            for kind in 0..<3 {
+                train.append(try features.features(message(kind)))
+                labels.append(kind)
+            }
+        }
+        let router = Router(tasks: vectors, data: RouterFitter.fit(features: train, labels: labels, taskCount: 2))
+        var right = 0, total = 0
+        for _ in 0..<10 {
+            for kind in 0..<3 {
+                let (route, _) = router.route(try features.features(message(kind)), mode: .auto)
+                let picked = route.isBase ? 2 : vectors.firstIndex { $0 === route.terms[0].vector }!
+                if picked == kind { right += 1 }
+                total += 1
+            }
+        }
+        #expect(right * 10 >= total * 9, "\(right) of \(total)")
+    }
+
     /// Four prompts with four different routes decoded together give the same greedy tokens as
     /// each run alone.
-    @Test func mixedRouteBatchEqualsOneByOne() throws {
-        let (base, vectors) = try tinyVectors(3)
+    @Test(arguments: TinyModel.architectures)
+    func mixedRouteBatchEqualsOneByOne(architecture: String) throws {
+        let (base, vectors) = try tinyVectors(3, architecture: architecture)
         let tokenizer = try Tokenizer(tokens: (0..<96).map { String(UnicodeScalar(UInt8(33 + $0))) }, tokenTypes: [],
                                          merges: [], bosID: nil, eosID: 95, addBOS: false)
         let routes = [Route.base, Route([(vectors[0], 1)]), Route([(vectors[1], 1)]), Route([(vectors[2], 0.5), (vectors[0], 0.5)])]
@@ -111,9 +137,9 @@ struct RouterTests {
 
     /// Prompts sharing a 12-token start (a system prompt): the batch computes it once per route
     /// and copies it, and still answers exactly as a generator running each prompt whole does.
-    @Test(arguments: [nil, InterweaveGate.fixed(0.3, space: .hidden)])
-    func sharedPrefixDoesNotChangeAnswers(gate: InterweaveGate?) throws {
-        let (base, vectors) = try tinyVectors(2)
+    @Test(arguments: [nil, InterweaveGate.fixed(0.3, space: .hidden)], TinyModel.architectures)
+    func sharedPrefixDoesNotChangeAnswers(gate: InterweaveGate?, architecture: String) throws {
+        let (base, vectors) = try tinyVectors(2, architecture: architecture)
         let tokenizer = try Tokenizer(tokens: (0..<96).map { String(UnicodeScalar(UInt8(33 + $0))) }, tokenTypes: [],
                                          merges: [], bosID: nil, eosID: 95, addBOS: false)
         let prefix: [Int32] = (0..<12).map { Int32($0 * 5 % 90) }

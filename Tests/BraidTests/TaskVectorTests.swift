@@ -5,9 +5,9 @@ import Braid
 /// Compression, the file format's checks and fitted scales, on tiny random models.
 struct TaskVectorTests {
     func compressTiny(baseSeed: UInt64 = 1, tunedSeed: UInt64 = 9, sha: String = "base-sha",
-                      options: CompressionOptions = CompressionOptions()) throws -> (LlamaModel, String) {
-        let base = try LlamaModel(path: try TinyModel.write(seed: baseSeed), threads: 1)
-        let tuned = try TinyModel.write(seed: tunedSeed)
+                      options: CompressionOptions = CompressionOptions(), architecture: String = "llama") throws -> (LlamaModel, String) {
+        let base = try LlamaModel(path: try TinyModel.write(seed: baseSeed, architecture: architecture), threads: 1)
+        let tuned = try TinyModel.write(seed: tunedSeed, architecture: architecture)
         let source = try DeltaSource.fineTunedGGUF(tuned, base: base)
         let writer = try Compressor.compress(source, base: base, baseSHA256: sha, task: "tiny", description: "a test", options: options)
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("braid-tv-\(UUID().uuidString).tv.gguf").path
@@ -15,12 +15,18 @@ struct TaskVectorTests {
         return (base, path)
     }
 
-    @Test func compressedVectorLoadsWithEveryMatrixAsBits() throws {
-        let (base, path) = try compressTiny()
+    @Test(arguments: TinyModel.architectures)
+    func compressedVectorLoadsWithEveryMatrixAsBits(architecture: String) throws {
+        let (base, path) = try compressTiny(architecture: architecture)
         let tv = try TaskVector(path: path, base: base, baseSHA256: "base-sha")
         #expect(tv.name == "tiny" && tv.description == "a test")
         #expect(tv.matrices.allSatisfy { $0.allSatisfy { if case .bits = $0 { true } else { false } } })
-        #expect(tv.outputNorm != nil && tv.attnNorm.allSatisfy { $0 != nil })
+        // A delta for every norm of every block (Gemma's six kinds, Llama's two) and the output norm.
+        #expect(tv.outputNorm != nil)
+        for (l, layer) in base.weights.layers.enumerated() {
+            #expect(Set(tv.norms[l].keys) == Set(layer.norms.kinds), "block \(l)")
+        }
+        #expect(base.weights.layers[0].norms.kinds.count == (architecture == "gemma3" ? 6 : 2))
         // 1 bit per weight plus an fp16 scale per row.
         for m in tv.matrices.joined() {
             #expect(m!.byteCount == m!.rows * m!.columns / 8 + m!.rows * 2)
@@ -99,11 +105,17 @@ struct TaskVectorTests {
         } throws: { "\($0)".contains("format version 1") }
     }
 
-    /// Serving the vector moves the logits toward the fine-tune; coefficient 0 is the base.
-    @Test func servingMovesTowardTheFineTune() throws {
-        let (base, path) = try compressTiny()
+    /// Serving the vector of a fine-tune (the base plus 20 % noise) moves the logits toward the
+    /// fine-tune's; coefficient 0 is the base.
+    @Test(arguments: TinyModel.architectures)
+    func servingMovesTowardTheFineTune(architecture: String) throws {
+        let base = try LlamaModel(path: try TinyModel.write(seed: 1, architecture: architecture), threads: 1)
+        let tunedPath = try TinyModel.write(seed: 9, architecture: architecture, fineTuneOf: 1)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("braid-tv-\(UUID().uuidString).tv.gguf").path
+        try Compressor.compress(try DeltaSource.fineTunedGGUF(tunedPath, base: base), base: base, baseSHA256: "base-sha", task: "tiny",
+                                description: "", options: CompressionOptions()).write(to: path)
         let tv = try TaskVector(path: path, base: base, baseSHA256: "base-sha")
-        let tuned = try LlamaModel(path: try TinyModel.write(seed: 9), threads: 1)
+        let tuned = try LlamaModel(path: tunedPath, threads: 1)
         let tokens: [Int32] = [5, 9, 33, 2, 71]
         func logits(_ m: LlamaModel, _ r: Route) throws -> [Float] { Array(try m.prefill(tokens, cache: m.makeCache(capacity: 16), route: r)) }
         let b = try logits(base, .base), t = try logits(tuned, .base)
@@ -112,6 +124,44 @@ struct TaskVectorTests {
         #expect(zero == b)
         func dist(_ x: [Float], _ y: [Float]) -> Float { zip(x, y).map { ($0 - $1) * ($0 - $1) }.reduce(0, +) }
         #expect(dist(v, t) < dist(b, t))
+    }
+
+    /// A fine-tune that changed only norm weights (every kind the architecture has) is served
+    /// exactly: norm deltas are kept in float, so base + vector is the tuned model.
+    @Test(arguments: TinyModel.architectures)
+    func normOnlyFineTuneIsServedExactly(architecture: String) throws {
+        let basePath = try TinyModel.write(seed: 1, architecture: architecture)
+        let base = try LlamaModel(path: basePath, threads: 1)
+        let file = try GGUFFile(path: basePath)
+        var w = GGUFWriter()
+        for k in file.metadataKeys { w.set(k, file.metadata[k]!) }
+        var changed = 0
+        for t in file.tensorList {
+            var data = Data(bytes: file.data(t), count: t.byteCount)
+            if t.name.hasSuffix("norm.weight") {
+                var values = [Float](repeating: 0, count: t.elementCount)
+                values.withUnsafeMutableBufferPointer { BlockCodec.decode(t.type, file.data(t), into: $0.baseAddress!, count: t.elementCount) }
+                data = Data(BlockCodec.encode(.f32, values.enumerated().map { $1 + 0.25 * sin(Float($0 + changed)) }))
+                changed += 1
+                try w.addTensor(t.name, shape: t.shape, type: .f32, data: data)
+            } else {
+                try w.addTensor(t.name, shape: t.shape, type: t.type, data: data)
+            }
+        }
+        #expect(changed == 1 + base.config.blockCount * base.weights.layers[0].norms.kinds.count)
+        let tunedPath = FileManager.default.temporaryDirectory.appendingPathComponent("braid-norms-\(UUID().uuidString).gguf").path
+        try w.write(to: tunedPath)
+        let source = try DeltaSource.fineTunedGGUF(tunedPath, base: base)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("braid-norms-\(UUID().uuidString).tv.gguf").path
+        try Compressor.compress(source, base: base, baseSHA256: "s", task: "norms", description: "", options: CompressionOptions()).write(to: path)
+        let tv = try TaskVector(path: path, base: base, baseSHA256: "s")
+        let tuned = try LlamaModel(path: tunedPath, threads: 1)
+        let tokens: [Int32] = [5, 9, 33, 2, 71, 14, 60]
+        let served = Array(try base.prefill(tokens, cache: base.makeCache(capacity: 16), route: Route([(tv, 1)])))
+        let want = Array(try tuned.prefill(tokens, cache: tuned.makeCache(capacity: 16)))
+        let plain = Array(try base.prefill(tokens, cache: base.makeCache(capacity: 16)))
+        #expect(zip(served, want).allSatisfy { abs($0 - $1) < 1e-3 })
+        #expect(zip(plain, want).contains { abs($0 - $1) > 0.05 })
     }
 
     /// Least-squares row scales never do worse than mean |Δ| on the layer outputs they were fitted to.
@@ -184,10 +234,11 @@ struct BaseIdentityTests {
 /// Materialised weights (W0 + c·D built once) agree with the on-the-fly product.
 struct MaterializedTests {
     /// Also for a vector keeping 60 % of its rows: the threads' chunks split its tiles of kept rows.
-    @Test(arguments: [(GGMLType.f32, 1.0), (.q8_0, 1.0), (.f32, 0.6)])
-    func materializedMatchesOnTheFly(type: GGMLType, rowDensity: Double) throws {
-        let base = try LlamaModel(path: try TinyModel.write(seed: 1), threads: 2)
-        let source = try DeltaSource.fineTunedGGUF(try TinyModel.write(seed: 9), base: base)
+    @Test(arguments: [(GGMLType.f32, 1.0), (.q8_0, 1.0), (.f32, 0.6)], TinyModel.architectures)
+    func materializedMatchesOnTheFly(type: (GGMLType, Double), architecture: String) throws {
+        let (type, rowDensity) = type
+        let base = try LlamaModel(path: try TinyModel.write(seed: 1, architecture: architecture), threads: 2)
+        let source = try DeltaSource.fineTunedGGUF(try TinyModel.write(seed: 9, architecture: architecture), base: base)
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("braid-mat-\(UUID().uuidString).tv.gguf").path
         var options = CompressionOptions()
         options.rowDensity = rowDensity

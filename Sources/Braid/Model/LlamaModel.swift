@@ -155,15 +155,16 @@ public final class LlamaModel: @unchecked Sendable {
 
         for (l, w) in weights.layers.prefix(layers ?? weights.layers.count).enumerated() {
             // attention
-            let attnNorms = columnNorms(batch, w.attnNorm, key: 2 * l) { $0.attnNorm[l] }
+            let attnNorms = columnNorms(batch, w.norms, .attention, layer: l)!
             prepare(s.xq, xb, n, tables: !routed.isEmpty) { i in norm(x, attnNorms[i], i, into: xb) }
             observer?(l, 0, xb, n)
             project([(w.q, s.q, qd, 0), (w.k, s.k, kvd, 1), (w.v, s.v, kvd, 2)], s.xq, layer: l, routed: routed)
             let rope = c.rope(layer: l)
+            let qNorms = columnNorms(batch, w.norms, .query, layer: l), kNorms = columnNorms(batch, w.norms, .key, layer: l)
             for i in 0..<n {
-                if let qNorm = w.extraNorms.q, let kNorm = w.extraNorms.k {
-                    for h in 0..<c.headCount { headNorm(s.q + i * qd + h * c.headDim, qNorm) }
-                    for h in 0..<c.headCountKV { headNorm(s.k + i * kvd + h * c.headDim, kNorm) }
+                if let qNorms, let kNorms {
+                    for h in 0..<c.headCount { headNorm(s.q + i * qd + h * c.headDim, qNorms[i]) }
+                    for h in 0..<c.headCountKV { headNorm(s.k + i * kvd + h * c.headDim, kNorms[i]) }
                 }
                 Ops.rope(s.q + i * qd, heads: c.headCount, headDim: c.headDim, ropeDims: c.ropeDimensions, position: positions[i],
                          base: rope.base, neoX: c.ropeNeoX, scale: rope.scale)
@@ -192,11 +193,11 @@ public final class LlamaModel: @unchecked Sendable {
             observer?(l, 1, s.att, n)
             prepare(s.attq, s.att, n, tables: !routed.isEmpty) { _ in }
             project([(w.o, s.tmp, d, 3)], s.attq, layer: l, routed: routed)
-            if let post = w.extraNorms.postAttention { for i in 0..<n { rowNorm(s.tmp + i * d, post) } }
+            if let post = columnNorms(batch, w.norms, .postAttention, layer: l) { for i in 0..<n { rowNorm(s.tmp + i * d, post[i]) } }
             Ops.add(x, s.tmp, count: n * d)
 
             // feed-forward
-            let ffnNorms = columnNorms(batch, w.ffnNorm, key: 2 * l + 1) { $0.ffnNorm[l] }
+            let ffnNorms = columnNorms(batch, w.norms, .ffn, layer: l)!
             prepare(s.xq, xb, n, tables: !routed.isEmpty) { i in norm(x, ffnNorms[i], i, into: xb) }
             observer?(l, 2, xb, n)
             project([(w.gate, s.gate, ff, 4), (w.up, s.up, ff, 5)], s.xq, layer: l, routed: routed)
@@ -210,7 +211,7 @@ public final class LlamaModel: @unchecked Sendable {
             }
             observer?(l, 3, s.gate, n)
             project([(w.down, s.tmp, d, 6)], s.hq, layer: l, routed: routed)
-            if let post = w.extraNorms.postFFN { for i in 0..<n { rowNorm(s.tmp + i * d, post) } }
+            if let post = columnNorms(batch, w.norms, .postFFN, layer: l) { for i in 0..<n { rowNorm(s.tmp + i * d, post[i]) } }
             Ops.add(x, s.tmp, count: n * d)
         }
         for e in batch { e.cache.count = max(e.cache.count, e.position + 1) }
@@ -243,14 +244,17 @@ public final class LlamaModel: @unchecked Sendable {
         Ops.rmsNorm(v, weight: weight, eps: config.rmsEpsilon, into: v, count: config.embeddingLength)
     }
 
-    /// Each column's norm weight: `base` with its route's norm deltas applied (blended once per
+    /// Each column's norm weight of `kind` in block `l` (nil where the block has none): the
+    /// base's with its route's norm deltas applied (blended once per
     /// route and key). Looked up here, on the calling thread, before the pool's threads run
     /// `prepare`, so the workers only read: they neither compute the same blend at once nor
     /// take the route's lock. (That lock is a Synchronization.Mutex, whose contended path is a
     /// futex in the Swift runtime that ThreadSanitizer cannot see; when the workers shared it,
     /// TSan reported its guarded dictionary as a race.)
-    private func columnNorms(_ batch: [BatchEntry], _ base: [Float], key: Int, _ delta: (TaskVector) -> [Float]?) -> [[Float]] {
-        batch.map { $0.route.isBase ? base : ($0.route.norm(key, base, delta) ?? base) }
+    private func columnNorms(_ batch: [BatchEntry], _ norms: BlockNorms, _ kind: NormKind, layer l: Int) -> [[Float]]? {
+        guard let base = norms[kind] else { return nil }
+        let key = l * NormKind.allCases.count + kind.rawValue
+        return batch.map { $0.route.isBase ? base : ($0.route.norm(key, base) { $0.norms[l][kind] }) ?? base }
     }
 
     /// RMS norm of column `i` with its weight (`columnNorms`).

@@ -1,34 +1,31 @@
 /// The weights of one transformer block, by their GGUF names.
 public struct LayerWeights: Sendable {
-    public let attnNorm: [Float]
-    public let ffnNorm: [Float]
-    public let q: WeightMatrix
-    public let k: WeightMatrix
-    public let v: WeightMatrix
-    public let o: WeightMatrix
-    public let gate: WeightMatrix
-    public let up: WeightMatrix
-    public let down: WeightMatrix
-    /// The norms some architectures add (Gemma); empty for Llama.
-    public var extraNorms = ExtraNorms()
+    public internal(set) var norms: BlockNorms
+    public internal(set) var q: WeightMatrix
+    public internal(set) var k: WeightMatrix
+    public internal(set) var v: WeightMatrix
+    public internal(set) var o: WeightMatrix
+    public internal(set) var gate: WeightMatrix
+    public internal(set) var up: WeightMatrix
+    public internal(set) var down: WeightMatrix
+
+    public init(norms: BlockNorms, q: WeightMatrix, k: WeightMatrix, v: WeightMatrix, o: WeightMatrix,
+                gate: WeightMatrix, up: WeightMatrix, down: WeightMatrix) {
+        self.norms = norms
+        (self.q, self.k, self.v, self.o, self.gate, self.up, self.down) = (q, k, v, o, gate, up, down)
+    }
 
     /// The seven matrices with their GGUF tensor name suffixes.
     public var matrices: [(String, WeightMatrix)] {
         [("attn_q", q), ("attn_k", k), ("attn_v", v), ("attn_output", o), ("ffn_gate", gate), ("ffn_up", up), ("ffn_down", down)]
     }
-}
 
-/// Gemma's norms: q and k per head (headDim values), after attention and after the FFN (d).
-public struct ExtraNorms: Sendable {
-    public var q: [Float]?
-    public var k: [Float]?
-    public var postAttention: [Float]?
-    public var postFFN: [Float]?
-    public init(q: [Float]? = nil, k: [Float]? = nil, postAttention: [Float]? = nil, postFFN: [Float]? = nil) {
-        self.q = q
-        self.k = k
-        self.postAttention = postAttention
-        self.postFFN = postFFN
+    /// This block with its seven matrices replaced, in `matrices` order.
+    public func replacingMatrices(_ m: [WeightMatrix]) -> LayerWeights {
+        precondition(m.count == 7)
+        var out = self
+        (out.q, out.k, out.v, out.o, out.gate, out.up, out.down) = (m[0], m[1], m[2], m[3], m[4], m[5], m[6])
+        return out
     }
 }
 
@@ -80,9 +77,17 @@ public struct LlamaWeights: Sendable {
         outputNorm = try vector("output_norm.weight", d)
         layers = try (0..<c.blockCount).map { i in
             let p = "blk.\(i)."
-            var layer = LayerWeights(
-                attnNorm: try vector(p + "attn_norm.weight", d),
-                ffnNorm: try vector(p + "ffn_norm.weight", d),
+            var norms = BlockNorms(attention: try vector(p + "attn_norm.weight", d), ffn: try vector(p + "ffn_norm.weight", d))
+            if c.hasQKNorm {
+                norms[.query] = try vector(p + "attn_q_norm.weight", c.headDim)
+                norms[.key] = try vector(p + "attn_k_norm.weight", c.headDim)
+            }
+            if c.hasPostNorms {
+                norms[.postAttention] = try vector(p + "post_attention_norm.weight", d)
+                norms[.postFFN] = try vector(p + "post_ffw_norm.weight", d)
+            }
+            return LayerWeights(
+                norms: norms,
                 q: try matrix(p + "attn_q.weight", rows: c.queryDim, columns: d),
                 k: try matrix(p + "attn_k.weight", rows: c.kvDim, columns: d),
                 v: try matrix(p + "attn_v.weight", rows: c.kvDim, columns: d),
@@ -90,15 +95,6 @@ public struct LlamaWeights: Sendable {
                 gate: try matrix(p + "ffn_gate.weight", rows: c.feedForwardLength, columns: d),
                 up: try matrix(p + "ffn_up.weight", rows: c.feedForwardLength, columns: d),
                 down: try matrix(p + "ffn_down.weight", rows: d, columns: c.feedForwardLength))
-            if c.hasQKNorm {
-                layer.extraNorms.q = try vector(p + "attn_q_norm.weight", c.headDim)
-                layer.extraNorms.k = try vector(p + "attn_k_norm.weight", c.headDim)
-            }
-            if c.hasPostNorms {
-                layer.extraNorms.postAttention = try vector(p + "post_attention_norm.weight", d)
-                layer.extraNorms.postFFN = try vector(p + "post_ffw_norm.weight", d)
-            }
-            return layer
         }
     }
 
@@ -110,8 +106,7 @@ public struct LlamaWeights: Sendable {
         // The head repacked too; a tied embedding then looks its rows up in the copy.
         let head = packed(output)
         var w = LlamaWeights(tokenEmbedding: tiedOutput ? head : tokenEmbedding, output: head, outputNorm: outputNorm, layers: layers.map { l in
-            LayerWeights(attnNorm: l.attnNorm, ffnNorm: l.ffnNorm, q: packed(l.q), k: packed(l.k), v: packed(l.v), o: packed(l.o),
-                         gate: packed(l.gate), up: packed(l.up), down: packed(l.down), extraNorms: l.extraNorms)
+            l.replacingMatrices(l.matrices.map { packed($0.1) })
         }, tiedOutput: tiedOutput)
         w.packedStorage = storage
         return w

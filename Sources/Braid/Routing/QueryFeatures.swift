@@ -16,7 +16,7 @@ public final class QueryFeatures: @unchecked Sendable {
         self.tokenizer = tokenizer
         self.template = template
         self.layers = layers
-        prefix = tokenizer.encode(template.render([], addGenerationPrompt: false) + "<|im_start|>user\n")
+        prefix = tokenizer.encode(template.userTurnStart)
     }
 
     /// Features of one user message (in the context of the default system prompt), taken after
@@ -24,11 +24,11 @@ public final class QueryFeatures: @unchecked Sendable {
     public func features(_ message: String, layers wanted: Int? = nil) throws -> [Float] {
         let layers = wanted ?? self.layers
         if let w = wanted { precondition(w <= self.layers ?? model.config.blockCount, "features after \(w) blocks from a cache of fewer") }
-        var ids = tokenizer.encode(template.render([], addGenerationPrompt: false) + "<|im_start|>user\n" + message)
+        var ids = tokenizer.encode(template.userTurnStart + message)
         let capacity = max(ids.count + 1, 512)
         if cache == nil || cache!.capacity < capacity {
             cache = model.makeCache(capacity: capacity)
-            try model.prefill(prefix, cache: cache!, layers: self.layers)  // serves any fewer blocks too
+            if !prefix.isEmpty { try model.prefill(prefix, cache: cache!, layers: self.layers) }  // serves any fewer blocks too
         }
         let cache = self.cache!
         if ids.starts(with: prefix) {

@@ -1,14 +1,17 @@
-/// One matrix of a task vector: 1-bit signs with scales, or a denser encoding kept where a
-/// policy buys accuracy with bytes (or a full fine-tune's delta, served as is).
+/// One matrix of a task vector: 1-bit signs with scales, a denser encoding kept where a
+/// policy buys accuracy with bytes (or a full fine-tune's delta, served as is), or a LoRA
+/// update's two factors.
 /// @unchecked Sendable: a value over memory its TaskVector owns read-only.
 public enum DeltaMatrix: @unchecked Sendable {
     case bits(BitMatrix)
     case dense(WeightMatrix)
+    case lowRank(LowRankMatrix)
 
     public var rows: Int {
         switch self {
         case .bits(let b): return b.rows
         case .dense(let w): return w.rows
+        case .lowRank(let l): return l.rows
         }
     }
 
@@ -16,6 +19,7 @@ public enum DeltaMatrix: @unchecked Sendable {
         switch self {
         case .bits(let b): return b.columns
         case .dense(let w): return w.columns
+        case .lowRank(let l): return l.columns
         }
     }
 
@@ -23,6 +27,7 @@ public enum DeltaMatrix: @unchecked Sendable {
         switch self {
         case .bits(let b): return b.byteCount
         case .dense(let w): return w.byteCount
+        case .lowRank(let l): return l.byteCount
         }
     }
 
@@ -46,6 +51,8 @@ public enum DeltaMatrix: @unchecked Sendable {
             }
         case .dense(let w):
             w.decodeRow(r, into: dst)
+        case .lowRank(let l):
+            l.decodeRow(r, into: dst)
         }
     }
 
@@ -74,6 +81,8 @@ public enum DeltaMatrix: @unchecked Sendable {
             for r in rows.lowerBound..<lo { y[c &* ldy &+ r] += coefficient * w.dot(r, x, c) }
             packed.addProduct(x, column: c, coefficient: coefficient, groups: lo / g..<hi / g, into: y, ldy: ldy)
             for r in hi..<rows.upperBound { y[c &* ldy &+ r] += coefficient * w.dot(r, x, c) }
+        case .lowRank(let l):
+            l.addProduct(x, column: c, coefficient: coefficient, rows: rows, into: y, ldy: ldy)
         }
     }
 }

@@ -2,8 +2,8 @@ import Foundation
 
 /// Where a fine-tune's float deltas come from: a delta GGUF (tuned = base + delta, as in
 /// ../shared/models/deltas), a full fine-tuned GGUF of the same architecture, or a Hugging
-/// Face fine-tune in safetensors (one file or a folder of shards); for the last two the delta
-/// is tuned − base, both decoded to float32.
+/// Face fine-tune in safetensors (one file or a folder of shards) — for these two the delta is
+/// tuned − base, both decoded to float32 — or a PEFT LoRA adapter (scale·B·A).
 public struct DeltaSource {
     public let path: String
     let storage: Storage
@@ -14,6 +14,12 @@ public struct DeltaSource {
         case gguf(GGUFFile, subtractBase: Bool)
         /// GGUF name → (file, entry, RoPE heads to reorder the rows for, or nil).
         case safetensors([SafetensorsFile], [String: (Int, SafetensorsFile.Entry, Int?)])
+        case lora(LoRAAdapter)
+    }
+
+    /// A PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors).
+    public static func lora(_ path: String, base: LlamaModel) throws -> DeltaSource {
+        DeltaSource(path: path, storage: .lora(try LoRAAdapter(directory: path, base: base)), base: base)
     }
 
     public static func deltaGGUF(_ path: String, base: LlamaModel) throws -> DeltaSource {
@@ -83,6 +89,7 @@ public struct DeltaSource {
         switch storage {
         case .gguf(let f, _): return f.tensors[name] != nil
         case .safetensors(_, let map): return map[name] != nil
+        case .lora(let adapter): return adapter.entries[name] != nil
         }
     }
 
@@ -105,6 +112,8 @@ public struct DeltaSource {
             guard let (i, entry, heads) = map[name] else { return nil }
             out = files[i].floats(entry)
             if let heads { out = HuggingFaceLlama.permuteRoPERows(out, rows: entry.shape[0], columns: entry.shape[1], heads: heads) }
+        case .lora(let adapter):
+            return adapter.delta(name)
         }
         let b = try base.gguf.tensor(name)
         var baseValues = [Float](repeating: 0, count: b.elementCount)
@@ -119,6 +128,7 @@ public struct DeltaSource {
         case .gguf(let f, _): return SHA256.hex(f.map.bytes)
         case .safetensors(let files, _):
             return files.count == 1 ? files[0].sha256 : SHA256.hex(Array(files.map(\.sha256).joined().utf8))
+        case .lora(let adapter): return adapter.sha256
         }
     }
 }

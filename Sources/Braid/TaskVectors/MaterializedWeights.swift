@@ -39,11 +39,9 @@ public final class MaterializedWeights: @unchecked Sendable {
                 }
                 merged.append(WeightMatrix(type: type, rows: w.rows, columns: w.columns, data: buffer))
             }
-            layers.append(LayerWeights(
-                attnNorm: route.norm(layer.attnNorm) { $0.attnNorm[l] } ?? layer.attnNorm,
-                ffnNorm: route.norm(layer.ffnNorm) { $0.ffnNorm[l] } ?? layer.ffnNorm,
-                q: merged[0], k: merged[1], v: merged[2], o: merged[3], gate: merged[4], up: merged[5], down: merged[6],
-                extraNorms: layer.extraNorms))
+            var built = layer.replacingMatrices(merged)
+            built.norms = layer.norms.mapped { kind, weight in route.norm(weight) { $0.norms[l][kind] } ?? weight }
+            layers.append(built)
         }
         weights = LlamaWeights(tokenEmbedding: base.tokenEmbedding, output: base.output,
                                outputNorm: route.norm(base.outputNorm) { $0.outputNorm } ?? base.outputNorm,

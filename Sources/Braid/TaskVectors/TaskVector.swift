@@ -17,8 +17,8 @@ public final class TaskVector: @unchecked Sendable {
     public let file: GGUFFile
     /// [layer][kind] (nil: the fine-tune left that matrix alone)
     public let matrices: [[DeltaMatrix?]]
-    public let attnNorm: [[Float]?]
-    public let ffnNorm: [[Float]?]
+    /// [layer][kind]: the deltas of the block norms the fine-tune changed.
+    public let norms: [[NormKind: [Float]]]
     public let outputNorm: [Float]?
     /// Kept-row lists and fp16 scales decoded to float: their matrices point into them.
     private let owned: [AnyObject]
@@ -68,7 +68,7 @@ public final class TaskVector: @unchecked Sendable {
             return out
         }
         var matrices: [[DeltaMatrix?]] = []
-        var an: [[Float]?] = [], fn: [[Float]?] = []
+        var norms: [[NormKind: [Float]]] = []
         var found = 0
         var owned: [AnyObject] = []
         for (l, layer) in base.weights.layers.enumerated() {
@@ -80,18 +80,23 @@ public final class TaskVector: @unchecked Sendable {
                 row.append(m)
             }
             matrices.append(row)
-            an.append(try vector("blk.\(l).attn_norm.weight", c.embeddingLength))
-            fn.append(try vector("blk.\(l).ffn_norm.weight", c.embeddingLength))
+            var deltas: [NormKind: [Float]] = [:]
+            for kind in layer.norms.kinds {
+                deltas[kind] = try vector(kind.tensorName(layer: l), layer.norms[kind]!.count)
+            }
+            norms.append(deltas)
         }
         self.matrices = matrices
         self.owned = owned
-        attnNorm = an
-        ffnNorm = fn
+        self.norms = norms
         outputNorm = try vector("output_norm.weight", c.embeddingLength)
-        guard found > 0 else { throw BraidError.invalidArgument("\(path) holds no matrix of this base model") }
+        // A fine-tune may have changed only norms; a file with nothing for this base is no task vector.
+        guard found > 0 || outputNorm != nil || norms.contains(where: { !$0.isEmpty }) else {
+            throw BraidError.invalidArgument("\(path) holds no tensor of this base model")
+        }
         let known = Set(base.gguf.tensors.keys)
         for t in file.tensorList {
-            let baseName = [".signs", ".scales", ".rows", ".delta"].reduce(t.name) { $0.replacingOccurrences(of: $1, with: "") }
+            let baseName = [".signs", ".scales", ".rows", ".delta", ".lora_a", ".lora_b"].reduce(t.name) { $0.replacingOccurrences(of: $1, with: "") }
             guard known.contains(baseName) else {
                 throw BraidError.invalidArgument("\(path): tensor \(t.name) has no counterpart in the base model")
             }
@@ -128,6 +133,22 @@ public final class TaskVector: @unchecked Sendable {
             return .bits(BitMatrix(rows: rows, columns: columns, signs: f.data(s), scales: scales,
                                    perRowScales: a.elementCount == stored, kept: kept,
                                    overreadSafe: f.map.bytes.count - (s.fileOffset + s.byteCount) >= 32, scaleBytes: a.type == .f16 ? 2 : 4))
+        }
+        if let a = f.tensors[name + ".lora_a"] {
+            // A LoRA update's factors: A (rank × columns) as stored, B (rows × rank) decoded to floats.
+            let b = try f.tensor(name + ".lora_b")
+            let rank = a.shape.count == 2 ? a.shape[1] : 0
+            guard rank >= 1, a.shape == [columns, rank], a.type == .f32 || a.type == .f16 else {
+                throw BraidError.tensorShape(name: a.name, expected: [columns, max(rank, 1)], found: a.shape)
+            }
+            guard b.shape == [rank, rows], b.type == .f32 || b.type == .f16 else {
+                throw BraidError.tensorShape(name: b.name, expected: [rank, rows], found: b.shape)
+            }
+            let decoded = DecodedFloats(count: rows * rank)
+            BlockCodec.decode(b.type, f.data(b), into: decoded.values, count: rows * rank)
+            owned.append(decoded)
+            return .lowRank(LowRankMatrix(a: WeightMatrix(type: a.type, rows: rank, columns: columns, data: f.data(a)),
+                                          b: UnsafePointer(decoded.values), rows: rows))
         }
         if let d = f.tensors[name + ".delta"] ?? f.tensors[name] {
             guard d.shape == [columns, rows] else {

@@ -45,6 +45,12 @@ public struct ChatTemplate: Sendable {
         return ChatTemplate()
     }
 
+    /// The prompt text before a first user message's content (the system turn and the user's
+    /// header; nothing for raw text).
+    public var userTurnStart: String {
+        isRaw ? "" : render([], addGenerationPrompt: false) + "<|im_start|>user\n"
+    }
+
     /// The prompt text; a default system message comes first when the conversation has none.
     public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) -> String {
         if isRaw { return messages.map(\.content).joined(separator: "\n") }

@@ -16,6 +16,9 @@ struct Compress: ParsableCommand {
     @Option(help: "The fine-tune as Hugging Face Llama safetensors, a file or a folder of shards (delta = tuned − base).")
     var safetensors: String?
 
+    @Option(help: "The fine-tune as a PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors; delta = scale·B·A).")
+    var lora: String?
+
     @Option(name: .customLong("task"), help: "Task name stored in the vector (default: from the delta file).")
     var taskName: String?
 
@@ -50,8 +53,8 @@ struct Compress: ParsableCommand {
     var quiet = false
 
     func validate() throws {
-        guard [delta, fineTuned, safetensors].compactMap({ $0 }).count == 1 else {
-            throw ValidationError("give exactly one of --delta, --fine-tuned or --safetensors")
+        guard [delta, fineTuned, safetensors, lora].compactMap({ $0 }).count == 1 else {
+            throw ValidationError("give exactly one of --delta, --fine-tuned, --safetensors or --lora")
         }
         // Fitting runs the fine-tune itself for its layer outputs, which braid serves from a delta GGUF.
         if fitScales && delta == nil { throw ValidationError("--fit-scales needs the fine-tune as a --delta GGUF") }
@@ -64,7 +67,8 @@ struct Compress: ParsableCommand {
         let model = try modelOptions.load()
         let source = try delta.map { try DeltaSource.deltaGGUF($0, base: model) }
             ?? fineTuned.map { try DeltaSource.fineTunedGGUF($0, base: model) }
-            ?? DeltaSource.safetensors(safetensors!, base: model)
+            ?? safetensors.map { try DeltaSource.safetensors($0, base: model) }
+            ?? DeltaSource.lora(lora!, base: model)
         var options = CompressionOptions()
         options.scales = CompressionOptions.Scales(rawValue: scales)!
         options.rowDensity = rowDensity

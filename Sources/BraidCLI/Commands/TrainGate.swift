@@ -60,7 +60,8 @@ struct TrainGate: ParsableCommand {
             throw ValidationError("unknown task \(task) (known in \(taskDir): \(vectors.map(\.name).joined(separator: ", ")))")
         }
         let start = Date()
-        let im = rt.tokenizer.id(of: "<|im_end|>")!
+        // What closes an answer: ChatML's end of turn, or the end of text for a model without a chat template.
+        let im = rt.tokenizer.id(of: "<|im_end|>") ?? rt.tokenizer.eosID
         func prompt(_ text: String) -> [Int32] { rt.tokenizer.encode(rt.template.render([.user(text)])) }
 
         // Inside the task: the train split's answers. Outside: the base's own greedy answers.

@@ -4,7 +4,7 @@ import Foundation
 
 /// Which task vectors serve the query.
 struct TaskOptions: ParsableArguments {
-    @Option(name: .customLong("task"), help: "Serve with task vector NAME[:COEF] (a name in --task-dir, or a .gguf path; repeatable to blend).")
+    @Option(name: .customLong("task"), help: "Serve with task vector NAME[:COEF] (a name in --task-dir, a .gguf path, or a PEFT LoRA adapter folder served as its low-rank factors; repeatable to blend).")
     var tasks: [String] = []
 
     @Option(help: "Routing when no --task is given: auto (top task, or the base below the threshold), blend (top-2 weighted), none.")
@@ -41,7 +41,7 @@ struct TaskOptions: ParsableArguments {
                 name = String(spec[..<colon])
                 coefficient = c
             }
-            if name.hasSuffix(".gguf") || name.contains("/") {
+            if name.hasSuffix(".gguf") || name.contains("/") || LoRAAdapter.isAdapter(name) {
                 return (name, coefficient)
             }
             let path = URL(fileURLWithPath: taskDir).appendingPathComponent(name + ".tv.gguf").path
@@ -82,7 +82,11 @@ struct TaskOptions: ParsableArguments {
         let specs = try parsed()
         if specs.isEmpty { return .base }
         let sha = try BaseIdentity.sha256(of: model)
-        let terms = try specs.map { (try TaskVector(path: $0.0, base: model, baseSHA256: sha), $0.1) }
+        let terms = try specs.map { path, coefficient in
+            LoRAAdapter.isAdapter(path)
+                ? (try LoRAAdapter(directory: path, base: model).taskVector(base: model, baseSHA256: sha), coefficient)
+                : (try TaskVector(path: path, base: model, baseSHA256: sha), coefficient)
+        }
         try TaskVector.requireDistinctNames(terms.map(\.0))
         return Route(terms)
     }
