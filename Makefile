@@ -34,7 +34,7 @@ fuzz: setup
 # unoptimised (quicker to build), and braid serve's request decoder replayed over its corpus by
 # the release build (its libFuzzer build links the HTTP stack: make fuzz).
 fuzz-short:
-	FUZZ_SECONDS=15 FUZZ_JOBS=2 FUZZ_CONFIG=debug bash scripts/fuzz.sh gguf taskvector router gate safetensors merge-yaml jsonl tokenizer
+	FUZZ_SECONDS=15 FUZZ_JOBS=2 FUZZ_CONFIG=debug bash scripts/fuzz.sh gguf taskvector router gate safetensors lora merge-yaml jsonl tokenizer
 	.build/release/braid-fuzz-server --target=chat Fuzz/corpus/chat
 
 bench: build

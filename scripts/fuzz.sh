@@ -18,7 +18,7 @@ SECS=${FUZZ_SECONDS:-600}
 JOBS=${FUZZ_JOBS:-1}
 CONFIG=${FUZZ_CONFIG:-release}
 SCRATCH=.build-fuzz
-ALL=(gguf taskvector router gate safetensors merge-yaml jsonl tokenizer chat)
+ALL=(gguf taskvector router gate safetensors lora merge-yaml jsonl tokenizer chat)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=("${ALL[@]}")
 

@@ -16,6 +16,8 @@ enum Targets {
                prepare: { _ = Fixtures.tinyVectors }, run: gate),
         FuzzTarget(name: "safetensors", summary: "SafetensorsFile (every tensor read), then a Hugging Face delta against a tiny base",
                prepare: { _ = Fixtures.tinyBase; _ = Fixtures.inputFD }, run: safetensors),
+        FuzzTarget(name: "lora", summary: "a PEFT adapter_config.json beside a tiny adapter's factors: every update, then served as factors for a forward step",
+               prepare: { _ = Fixtures.loraDir; _ = Fixtures.tinyBaseSHA }, run: lora),
         FuzzTarget(name: "merge-yaml", summary: "MergeConfig from YAML", run: mergeYAML),
         FuzzTarget(name: "jsonl", summary: "a braid run / task-suite / calibration JSONL file, its prompts templated, tokenised and scored",
                prepare: { _ = Fixtures.realTokenizer; _ = Fixtures.inputFD }, run: jsonl),
@@ -123,6 +125,17 @@ enum Targets {
         for t in Fixtures.tinyBase.gguf.tensorList where source.contains(t.name) {
             _ = attempt("delta \(t.name)") { try source.delta(t.name) }
         }
+    }
+
+    // MARK: LoRA adapters
+
+    static func lora(_ data: UnsafeRawBufferPointer) {
+        _ = Fixtures.inputFile(holding: data)
+        let base = Fixtures.tinyBase
+        guard let adapter = attempt("LoRAAdapter", { try LoRAAdapter(directory: Fixtures.loraDir, base: base) }) else { return }
+        for name in adapter.matrices { blackHole(adapter.delta(name)) }
+        guard let vector = attempt("taskVector", { try adapter.taskVector(base: base, baseSHA256: Fixtures.tinyBaseSHA) }) else { return }
+        _ = attempt("prefill") { try base.prefill([1, 2], cache: base.makeCache(capacity: 4), route: Route([(vector, 1)])) }
     }
 
     // MARK: merge config

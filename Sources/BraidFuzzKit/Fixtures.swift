@@ -218,6 +218,40 @@ public enum Fixtures {
         do { try w.write(to: path) } catch { fatal("writing \(path): \(error)") }
     }
 
+    // MARK: a LoRA adapter
+
+    /// A PEFT adapter folder for the tiny base: random rank-2 factors of q, k and ffn_down in
+    /// both blocks, and an adapter_config.json that is a link to the input file.
+    public static let loraDir: String = {
+        let dir = workDir + "/lora"
+        let c = tinyConfig, rank = 2
+        let modules = [("self_attn.q_proj", c.queryDim, c.embeddingLength), ("self_attn.k_proj", c.kvDim, c.embeddingLength),
+                       ("mlp.down_proj", c.embeddingLength, c.feedForwardLength)]
+        var header: [String: Any] = [:], body = Data(), rng = Xoshiro256(seed: 5)
+        for l in 0..<c.blockCount {
+            for (module, rows, columns) in modules {
+                for (factor, shape) in [("lora_A", [rank, columns]), ("lora_B", [rows, rank])] {
+                    let values = (0..<(shape[0] * shape[1])).map { _ in rng.nextUnit() - 0.5 }
+                    header["base_model.model.model.layers.\(l).\(module).\(factor).weight"] =
+                        ["dtype": "F32", "shape": shape, "data_offsets": [body.count, body.count + 4 * values.count]]
+                    values.withUnsafeBytes { body.append(contentsOf: $0) }
+                }
+            }
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let json = try JSONSerialization.data(withJSONObject: header)
+            var file = Data()
+            withUnsafeBytes(of: UInt64(json.count).littleEndian) { file.append(contentsOf: $0) }
+            try (file + json + body).write(to: URL(fileURLWithPath: dir + "/adapter_model.safetensors"))
+            _ = inputFD
+            try FileManager.default.createSymbolicLink(atPath: dir + "/adapter_config.json", withDestinationPath: inputPath)
+        } catch {
+            fatal("LoRA fixture: \(error)")
+        }
+        return dir
+    }()
+
     // MARK: an input as a file
 
     /// One file the path-only readers (safetensors, JSONL files) read each input from,

@@ -38,18 +38,8 @@ public enum Compressor {
         guard unknown.isEmpty else {
             throw BraidError.invalidArgument("unknown matrix kinds \(unknown.sorted()) (known: \(TaskVector.matrixKinds.joined(separator: ", ")))")
         }
-        var w = GGUFWriter()
-        w.set("general.architecture", .string(base.config.architecture))
-        w.set("general.type", .string("task_vector"))
-        w.set("general.name", .string(task))
-        w.set("braid.task_vector.version", .uint32(UInt32(TaskVector.formatVersion)))
-        w.set("braid.task_vector.task", .string(task))
-        w.set("braid.task_vector.description", .string(description))
-        w.set("braid.task_vector.base_sha256", .string(baseSHA256))
-        w.set("braid.task_vector.base_name", .string(URL(fileURLWithPath: base.gguf.path).lastPathComponent))
-        w.set("braid.task_vector.source", .string(URL(fileURLWithPath: source.path).lastPathComponent))
-        w.set("braid.task_vector.source_sha256", .string(source.sha256))
-        w.set("braid.task_vector.fidelity", .string(options.label))
+        var w = header(task: task, description: description, base: base, baseSHA256: baseSHA256,
+                       source: source.path, sourceSHA256: source.sha256, fidelity: options.label)
 
         let c = base.config
         var vectors = ["output_norm.weight"]
@@ -97,6 +87,24 @@ public enum Compressor {
                                 data: Data(BlockCodec.encode(.f16, stored16)))
             }
         }
+        return w
+    }
+
+    /// A task-vector GGUF's metadata, before its tensors.
+    static func header(task: String, description: String, base: LlamaModel, baseSHA256: String,
+                       source: String, sourceSHA256: String, fidelity: String) -> GGUFWriter {
+        var w = GGUFWriter()
+        w.set("general.architecture", .string(base.config.architecture))
+        w.set("general.type", .string("task_vector"))
+        w.set("general.name", .string(task))
+        w.set("braid.task_vector.version", .uint32(UInt32(TaskVector.formatVersion)))
+        w.set("braid.task_vector.task", .string(task))
+        w.set("braid.task_vector.description", .string(description))
+        w.set("braid.task_vector.base_sha256", .string(baseSHA256))
+        w.set("braid.task_vector.base_name", .string(URL(fileURLWithPath: base.gguf.path).lastPathComponent))
+        w.set("braid.task_vector.source", .string(URL(fileURLWithPath: source).lastPathComponent))
+        w.set("braid.task_vector.source_sha256", .string(sourceSHA256))
+        w.set("braid.task_vector.fidelity", .string(fidelity))
         return w
     }
 

@@ -118,15 +118,8 @@ public struct LoRAAdapter {
     /// compressed): a task-vector GGUF made in memory, named after the folder.
     public func taskVector(base: LlamaModel, baseSHA256: String) throws -> TaskVector {
         let task = URL(fileURLWithPath: path).standardizedFileURL.lastPathComponent
-        var w = GGUFWriter()
-        w.set("general.architecture", .string(base.config.architecture))
-        w.set("general.type", .string("task_vector"))
-        w.set("general.name", .string(task))
-        w.set("braid.task_vector.version", .uint32(UInt32(TaskVector.formatVersion)))
-        w.set("braid.task_vector.task", .string(task))
-        w.set("braid.task_vector.description", .string("LoRA adapter \(task) (r \(rank), alpha \(alpha)\(rsLoRA ? ", rsLoRA" : ""))"))
-        w.set("braid.task_vector.base_sha256", .string(baseSHA256))
-        w.set("braid.task_vector.fidelity", .string("lora r\(rank)"))
+        var w = Compressor.header(task: task, description: "LoRA adapter \(task) (r \(rank), alpha \(alpha)\(rsLoRA ? ", rsLoRA" : ""))",
+                                  base: base, baseSHA256: baseSHA256, source: path, sourceSHA256: sha256, fidelity: "lora r\(rank)")
         for name in matrices {
             let (a, b) = factors(name)!
             try w.addTensor(name + ".lora_a", shape: [a.count / rank, rank], floats: a)
