@@ -56,20 +56,19 @@ public final class MergedWeights: @unchecked Sendable {
             guard let d = try delta(try g.tensor(name)) else { return b }
             return zip(b, d).map { $0 + $1 }
         }
-        let w = baseWeights
-        weights = LlamaWeights(
-            tokenEmbedding: w.tokenEmbedding, output: w.output, outputNorm: try norm("output_norm.weight", w.outputNorm),
-            layers: try layers.enumerated().map { l, layer in
-                let m = matrices[l].map { $0! }
-                return LayerWeights(attnNorm: try norm("blk.\(l).attn_norm.weight", layer.attnNorm),
-                                    ffnNorm: try norm("blk.\(l).ffn_norm.weight", layer.ffnNorm),
-                                    q: m[0], k: m[1], v: m[2], o: m[3], gate: m[4], up: m[5], down: m[6],
-                                    extraNorms: ExtraNorms(
-                                        q: try layer.extraNorms.q.map { try norm("blk.\(l).attn_q_norm.weight", $0) },
-                                        k: try layer.extraNorms.k.map { try norm("blk.\(l).attn_k_norm.weight", $0) },
-                                        postAttention: try layer.extraNorms.postAttention.map { try norm("blk.\(l).post_attention_norm.weight", $0) },
-                                        postFFN: try layer.extraNorms.postFFN.map { try norm("blk.\(l).post_ffw_norm.weight", $0) }))
-            },
-            tiedOutput: w.tiedOutput)
+        var w = baseWeights
+        w.outputNorm = try norm("output_norm.weight", w.outputNorm)
+        w.layers = try layers.enumerated().map { l, layer in
+            var made = layer.replacingMatrices(matrices[l].map { $0! })
+            made.attnNorm = try norm("blk.\(l).attn_norm.weight", layer.attnNorm)
+            made.ffnNorm = try norm("blk.\(l).ffn_norm.weight", layer.ffnNorm)
+            made.extraNorms = ExtraNorms(
+                q: try layer.extraNorms.q.map { try norm("blk.\(l).attn_q_norm.weight", $0) },
+                k: try layer.extraNorms.k.map { try norm("blk.\(l).attn_k_norm.weight", $0) },
+                postAttention: try layer.extraNorms.postAttention.map { try norm("blk.\(l).post_attention_norm.weight", $0) },
+                postFFN: try layer.extraNorms.postFFN.map { try norm("blk.\(l).post_ffw_norm.weight", $0) })
+            return made
+        }
+        weights = w
     }
 }

@@ -39,15 +39,15 @@ public final class MaterializedWeights: @unchecked Sendable {
                 }
                 merged.append(WeightMatrix(type: type, rows: w.rows, columns: w.columns, data: buffer))
             }
-            layers.append(LayerWeights(
-                attnNorm: route.norm(layer.attnNorm) { $0.attnNorm[l] } ?? layer.attnNorm,
-                ffnNorm: route.norm(layer.ffnNorm) { $0.ffnNorm[l] } ?? layer.ffnNorm,
-                q: merged[0], k: merged[1], v: merged[2], o: merged[3], gate: merged[4], up: merged[5], down: merged[6],
-                extraNorms: layer.extraNorms))
+            var made = layer.replacingMatrices(merged)
+            made.attnNorm = route.norm(layer.attnNorm) { $0.attnNorm[l] } ?? layer.attnNorm
+            made.ffnNorm = route.norm(layer.ffnNorm) { $0.ffnNorm[l] } ?? layer.ffnNorm
+            layers.append(made)
         }
-        weights = LlamaWeights(tokenEmbedding: base.tokenEmbedding, output: base.output,
-                               outputNorm: route.norm(base.outputNorm) { $0.outputNorm } ?? base.outputNorm,
-                               layers: layers, tiedOutput: base.tiedOutput)
+        var w = base
+        w.layers = layers
+        w.outputNorm = route.norm(base.outputNorm) { $0.outputNorm } ?? base.outputNorm
+        weights = w
         byteCount = bytes
         self.buffers = buffers
     }
