@@ -31,16 +31,18 @@ public enum Ops {
     /// rotate by pos·base^(−2i/dims). Applied to `heads` heads of `headDim` each.
     /// The angle is stepped by repeated multiplication, as ggml does, so rounding matches.
     /// With `neoX`, the pairs are (x[i], x[i + dims/2]) instead (GPT-NeoX layout: Gemma, Qwen);
-    /// `scale` multiplies the angle (linear RoPE scaling), after the stepping, as ggml does.
+    /// `factors` divide pair i's angle (Llama 3's frequency factors) and `scale` multiplies it
+    /// (linear RoPE scaling), in that order, after the stepping, as ggml does.
     @inline(__always)
     public static func rope(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, ropeDims: Int, position: Int, base: Float,
-                            neoX: Bool = false, scale: Float = 1) {
+                            neoX: Bool = false, scale: Float = 1, factors: [Float]? = nil) {
         let thetaScale = powf(base, -2 / Float(ropeDims))
         var theta = Float(position)
         let half = ropeDims / 2
         var i = 0
         while i < ropeDims {
-            let angle = scale == 1 ? theta : scale * theta
+            let divided = factors.map { theta / $0[i / 2] } ?? theta
+            let angle = scale == 1 ? divided : scale * divided
             let c = cosf(angle), s = sinf(angle)
             // Adjacent pairs (i, i+1), or NeoX pairs (i/2, i/2 + dims/2).
             let first = neoX ? i / 2 : i, second = neoX ? i / 2 + half : i + 1

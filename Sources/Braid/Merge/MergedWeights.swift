@@ -56,15 +56,13 @@ public final class MergedWeights: @unchecked Sendable {
             guard let d = try delta(try g.tensor(name)) else { return b }
             return zip(b, d).map { $0 + $1 }
         }
-        let w = baseWeights
-        weights = LlamaWeights(
-            tokenEmbedding: w.tokenEmbedding, output: w.output, outputNorm: try norm("output_norm.weight", w.outputNorm),
-            layers: try layers.enumerated().map { l, layer in
-                let m = matrices[l].map { $0! }
-                var merged = layer.replacingMatrices(m)
-                merged.norms = try layer.norms.mapped { kind, weight in try norm(kind.tensorName(layer: l), weight) }
-                return merged
-            },
-            tiedOutput: w.tiedOutput)
+        var w = baseWeights
+        w.outputNorm = try norm("output_norm.weight", w.outputNorm)
+        w.layers = try layers.enumerated().map { l, layer in
+            var made = layer.replacingMatrices(matrices[l].map { $0! })
+            made.norms = try layer.norms.mapped { kind, weight in try norm(kind.tensorName(layer: l), weight) }
+            return made
+        }
+        weights = w
     }
 }

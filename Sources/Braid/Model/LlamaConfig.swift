@@ -1,5 +1,6 @@
-/// Sizes and architecture choices of a Llama-family model (llama, gemma3), all read from GGUF
-/// metadata: everything the forward pass does differently per architecture is a field here.
+/// Sizes and architecture choices of a Llama-family model (llama, qwen2, gemma3), all read from
+/// GGUF metadata and `traits`: everything the forward pass does differently per architecture is a
+/// field here or an optional tensor of LlamaWeights.
 public struct LlamaConfig: Sendable, Equatable {
     public enum Activation: Sendable, Equatable {
         /// silu(gate) ⊙ up (Llama, SmolLM2, Qwen)
@@ -59,7 +60,7 @@ public struct LlamaConfig: Sendable, Equatable {
 
     public init(gguf: GGUFFile) throws {
         let arch = try gguf.string("general.architecture")
-        guard Self.architectures.contains(arch) else { throw BraidError.unsupportedArchitecture(arch) }
+        guard let traits = Self.traits[arch] else { throw BraidError.unsupportedArchitecture(arch) }
         func key(_ k: String) -> String { "\(arch).\(k)" }
         // Every size becomes an allocation, a loop bound or a factor of one: each is checked
         // against what a model can have before it is used (a block per tensor at most; widths
@@ -106,30 +107,55 @@ public struct LlamaConfig: Sendable, Equatable {
                 throw BraidError.invalidArgument("unsupported model shape: rope scaling \(type) (braid has none and linear)")
             }
         }
-        if arch == "gemma3" {
-            // Gemma 3 (as llama.cpp reads it): GeGLU, NeoX RoPE, √d embedding scale, q/k norms
-            // and post-norms; with a sliding window, every sixth block global and the others
-            // local with their own RoPE base (10,000 unless the file says otherwise).
-            activation = .geluTanh
-            ropeNeoX = true
-            embeddingScale = Float(embeddingLength).squareRoot()
-            hasQKNorm = true
-            hasPostNorms = true
+        activation = traits.activation
+        ropeNeoX = traits.ropeNeoX
+        if traits.scalesEmbedding { embeddingScale = Float(embeddingLength).squareRoot() }
+        hasQKNorm = traits.hasQKNorm
+        hasPostNorms = traits.hasPostNorms
+        if traits.slidingWindowPattern > 0 {
+            // With a sliding window, every pattern-th block is global and the others local with
+            // their own RoPE base (10,000 unless the file says otherwise).
             slidingWindow = try optionalSize("attention.sliding_window", 0...Self.maxContext) ?? 0
             if slidingWindow > 0 {
-                let pattern = try optionalSize("attention.sliding_window_pattern", 0...Self.maxContext) ?? 6
+                let pattern = try optionalSize("attention.sliding_window_pattern", 0...Self.maxContext) ?? traits.slidingWindowPattern
                 localLayers = (0..<blockCount).map { pattern == 0 || $0 % pattern < pattern - 1 }
                 ropeFreqBaseLocal = Float(gguf.metadata[key("rope.freq_base_swa")]?.floatValue ?? 10_000)
             }
-            if let cap = gguf.metadata[key("final_logit_softcapping")]?.floatValue, cap != 0 {
-                throw BraidError.invalidArgument("unsupported model shape: final logit soft-capping \(cap)")
-            }
+        }
+        if let cap = gguf.metadata[key("final_logit_softcapping")]?.floatValue, cap != 0 {
+            throw BraidError.invalidArgument("unsupported model shape: final logit soft-capping \(cap)")
+        }
+        // Keys and values share one head size in braid's cache and attention.
+        if let v = try optionalSize("attention.value_length", 1...Self.maxWidth), v != headDim {
+            throw BraidError.invalidArgument("unsupported model shape: value heads of \(v) next to key heads of \(headDim)")
         }
         try validate()
     }
 
+    /// What an architecture's graph fixes beyond the sizes its file gives (as llama.cpp builds
+    /// it). Tensors an architecture may have or not (biases, RoPE factors, an untied head) are
+    /// read where the file has them (LlamaWeights).
+    struct Traits {
+        var activation = Activation.silu
+        var ropeNeoX = false
+        /// The embedding is multiplied by √d.
+        var scalesEmbedding = false
+        var hasQKNorm = false
+        var hasPostNorms = false
+        /// With `attention.sliding_window` in the file, every n-th block is global unless
+        /// `attention.sliding_window_pattern` says otherwise (0: no sliding window).
+        var slidingWindowPattern = 0
+    }
+
+    static let traits: [String: Traits] = [
+        "llama": Traits(),
+        "qwen2": Traits(ropeNeoX: true),
+        "gemma3": Traits(activation: .geluTanh, ropeNeoX: true, scalesEmbedding: true, hasQKNorm: true, hasPostNorms: true,
+                         slidingWindowPattern: 6),
+    ]
+
     /// Architectures whose forward pass braid has.
-    public static let architectures: Set<String> = ["llama", "gemma3"]
+    public static var architectures: [String] { traits.keys.sorted() }
 
     /// The RoPE base and position scale of block `l`.
     @inline(__always)
@@ -146,7 +172,8 @@ public struct LlamaConfig: Sendable, Equatable {
         }
         try check(blockCount > 0 && embeddingLength > 0 && feedForwardLength > 0 && vocabularySize > 0, "empty dimensions")
         try check(headCount > 0 && headCountKV > 0 && headCount % headCountKV == 0, "\(headCount) heads over \(headCountKV) KV heads")
-        try check(headDim % 2 == 0 && ropeDimensions <= headDim && ropeDimensions % 2 == 0, "head size \(headDim), rope dims \(ropeDimensions)")
+        // Attention reads heads 8 values at a time.
+        try check(headDim % 8 == 0 && ropeDimensions <= headDim && ropeDimensions % 2 == 0, "head size \(headDim), rope dims \(ropeDimensions)")
         try check(embeddingLength % 32 == 0 && feedForwardLength % 32 == 0 && queryDim % 32 == 0, "widths must be multiples of 32")
         try check(contextLength > 0, "context length \(contextLength)")
     }

@@ -162,14 +162,18 @@ public final class LlamaModel: @unchecked Sendable {
             let rope = c.rope(layer: l)
             let qNorms = columnNorms(batch, w.norms, .query, layer: l), kNorms = columnNorms(batch, w.norms, .key, layer: l)
             for i in 0..<n {
+                // Biases (Qwen2) before the head norms and RoPE, as llama.cpp adds them.
+                if let b = w.qBias { Ops.add(s.q + i * qd, b, count: qd) }
+                if let b = w.kBias { Ops.add(s.k + i * kvd, b, count: kvd) }
+                if let b = w.vBias { Ops.add(s.v + i * kvd, b, count: kvd) }
                 if let qNorms, let kNorms {
                     for h in 0..<c.headCount { headNorm(s.q + i * qd + h * c.headDim, qNorms[i]) }
                     for h in 0..<c.headCountKV { headNorm(s.k + i * kvd + h * c.headDim, kNorms[i]) }
                 }
                 Ops.rope(s.q + i * qd, heads: c.headCount, headDim: c.headDim, ropeDims: c.ropeDimensions, position: positions[i],
-                         base: rope.base, neoX: c.ropeNeoX, scale: rope.scale)
+                         base: rope.base, neoX: c.ropeNeoX, scale: rope.scale, factors: weights.ropeFactors)
                 Ops.rope(s.k + i * kvd, heads: c.headCountKV, headDim: c.headDim, ropeDims: c.ropeDimensions, position: positions[i],
-                         base: rope.base, neoX: c.ropeNeoX, scale: rope.scale)
+                         base: rope.base, neoX: c.ropeNeoX, scale: rope.scale, factors: weights.ropeFactors)
                 // ggml multiplies the fp16 keys by the query converted to fp16: the same rounding here.
                 for j in 0..<qd { s.q[i * qd + j] = Float(Float16(s.q[i * qd + j])) }
                 let kc = caches[i].key(layer: l, position: positions[i]), vc = caches[i].value(layer: l, position: positions[i])

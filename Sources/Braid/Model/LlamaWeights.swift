@@ -8,6 +8,10 @@ public struct LayerWeights: Sendable {
     public internal(set) var gate: WeightMatrix
     public internal(set) var up: WeightMatrix
     public internal(set) var down: WeightMatrix
+    /// Added to the q, k and v projections where the file has them (Qwen2); nil otherwise.
+    public internal(set) var qBias: [Float]?
+    public internal(set) var kBias: [Float]?
+    public internal(set) var vBias: [Float]?
 
     public init(norms: BlockNorms, q: WeightMatrix, k: WeightMatrix, v: WeightMatrix, o: WeightMatrix,
                 gate: WeightMatrix, up: WeightMatrix, down: WeightMatrix) {
@@ -31,29 +35,27 @@ public struct LayerWeights: Sendable {
 
 /// All weights of a Llama model, viewed in place in the mapped GGUF.
 public struct LlamaWeights: Sendable {
-    public let tokenEmbedding: WeightMatrix
-    public let output: WeightMatrix
-    public let outputNorm: [Float]
-    public let layers: [LayerWeights]
+    public internal(set) var tokenEmbedding: WeightMatrix
+    public internal(set) var output: WeightMatrix
+    public internal(set) var outputNorm: [Float]
+    public internal(set) var layers: [LayerWeights]
     /// True when the LM head is the token embedding (no `output.weight`).
     public let tiedOutput: Bool
+    /// Llama 3's RoPE frequency factors (`rope_freqs.weight`): pair i turns by θ_i / factor[i].
+    public let ropeFactors: [Float]?
     /// Owns the repacked copies the matrices point into (nil: none).
     private(set) var packedStorage: PackedWeightStorage?
 
-    public init(tokenEmbedding: WeightMatrix, output: WeightMatrix, outputNorm: [Float], layers: [LayerWeights], tiedOutput: Bool) {
-        self.tokenEmbedding = tokenEmbedding
-        self.output = output
-        self.outputNorm = outputNorm
-        self.layers = layers
-        self.tiedOutput = tiedOutput
-    }
-
+    /// Reads every tensor of `gguf`: one the forward pass would not use (an output bias, an
+    /// MLP bias …) is refused rather than left out of the sums.
     public init(gguf: GGUFFile, config c: LlamaConfig) throws {
+        var used: Set<String> = []
         func matrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
             let t = try gguf.tensor(name)
             guard t.shape.count == 2, t.shape[0] == columns, t.shape[1] == rows else {
                 throw BraidError.tensorShape(name: name, expected: [columns, rows], found: t.shape)
             }
+            used.insert(name)
             return WeightMatrix(type: t.type, rows: rows, columns: columns, data: gguf.data(t))
         }
         func vector(_ name: String, _ n: Int) throws -> [Float] {
@@ -61,9 +63,13 @@ public struct LlamaWeights: Sendable {
             guard t.elementCount == n, t.shape.count == 1 else {
                 throw BraidError.tensorShape(name: name, expected: [n], found: t.shape)
             }
+            used.insert(name)
             var out = [Float](repeating: 0, count: n)
             out.withUnsafeMutableBufferPointer { BlockCodec.decode(t.type, gguf.data(t), into: $0.baseAddress!, count: n) }
             return out
+        }
+        func optionalVector(_ name: String, _ n: Int) throws -> [Float]? {
+            gguf.tensors[name] == nil ? nil : try vector(name, n)
         }
         let d = c.embeddingLength
         tokenEmbedding = try matrix("token_embd.weight", rows: c.vocabularySize, columns: d)
@@ -75,6 +81,7 @@ public struct LlamaWeights: Sendable {
             tiedOutput = true
         }
         outputNorm = try vector("output_norm.weight", d)
+        ropeFactors = try optionalVector("rope_freqs.weight", c.ropeDimensions / 2)
         layers = try (0..<c.blockCount).map { i in
             let p = "blk.\(i)."
             var norms = BlockNorms(attention: try vector(p + "attn_norm.weight", d), ffn: try vector(p + "ffn_norm.weight", d))
@@ -86,7 +93,7 @@ public struct LlamaWeights: Sendable {
                 norms[.postAttention] = try vector(p + "post_attention_norm.weight", d)
                 norms[.postFFN] = try vector(p + "post_ffw_norm.weight", d)
             }
-            return LayerWeights(
+            var layer = LayerWeights(
                 norms: norms,
                 q: try matrix(p + "attn_q.weight", rows: c.queryDim, columns: d),
                 k: try matrix(p + "attn_k.weight", rows: c.kvDim, columns: d),
@@ -95,6 +102,15 @@ public struct LlamaWeights: Sendable {
                 gate: try matrix(p + "ffn_gate.weight", rows: c.feedForwardLength, columns: d),
                 up: try matrix(p + "ffn_up.weight", rows: c.feedForwardLength, columns: d),
                 down: try matrix(p + "ffn_down.weight", rows: d, columns: c.feedForwardLength))
+            layer.qBias = try optionalVector(p + "attn_q.bias", c.queryDim)
+            layer.kBias = try optionalVector(p + "attn_k.bias", c.kvDim)
+            layer.vBias = try optionalVector(p + "attn_v.bias", c.kvDim)
+            return layer
+        }
+        let unused = gguf.tensorList.map(\.name).filter { !used.contains($0) }
+        guard unused.isEmpty else {
+            throw BraidError.invalidArgument("\(gguf.path): braid's \(c.architecture) forward pass has no use for tensor \(unused[0])"
+                + (unused.count > 1 ? " (and \(unused.count - 1) more)" : "") + "; running without it would give wrong results")
         }
     }
 
@@ -103,11 +119,11 @@ public struct LlamaWeights: Sendable {
     public func withInterleavedRows(releasing map: MappedFile? = nil) -> LlamaWeights {
         let storage = PackedWeightStorage()
         func packed(_ m: WeightMatrix) -> WeightMatrix { m.withInterleavedRows(storage, releasing: map) }
+        var w = self
         // The head repacked too; a tied embedding then looks its rows up in the copy.
-        let head = packed(output)
-        var w = LlamaWeights(tokenEmbedding: tiedOutput ? head : tokenEmbedding, output: head, outputNorm: outputNorm, layers: layers.map { l in
-            l.replacingMatrices(l.matrices.map { packed($0.1) })
-        }, tiedOutput: tiedOutput)
+        w.output = packed(output)
+        if tiedOutput { w.tokenEmbedding = w.output }
+        w.layers = layers.map { $0.replacingMatrices($0.matrices.map { packed($0.1) }) }
         w.packedStorage = storage
         return w
     }

@@ -49,7 +49,7 @@ public enum BraidError: Error, CustomStringConvertible, Equatable {
         case .tensorShape(let n, let e, let f):
             return "tensor \(n) has shape \(f), expected \(e)"
         case .unsupportedArchitecture(let a):
-            return "architecture \(a) is not supported (braid runs the llama family)"
+            return "architecture \(a) is not supported (braid runs \(LlamaConfig.architectures.joined(separator: ", ")))"
         case .promptTooLong(let t, let c):
             return "the prompt is \(t) tokens but the context holds \(c); shorten it or raise --ctx-size"
         case .invalidUTF8(let s):

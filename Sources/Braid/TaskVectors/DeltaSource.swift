@@ -60,7 +60,8 @@ public struct DeltaSource {
                 if let other = map[name] {
                     throw BraidError.invalidArgument("\(hf) is in both \(files[other.0].path) and \(f.path): not shards of one model")
                 }
-                let heads = name.hasSuffix("attn_q.weight") ? c.headCount : name.hasSuffix("attn_k.weight") ? c.headCountKV : nil
+                // Only adjacent-pair RoPE models had their q/k rows reordered by the converter; NeoX ones (Qwen, Gemma) keep HF's order.
+                let heads = c.ropeNeoX ? nil : name.hasSuffix("attn_q.weight") ? c.headCount : name.hasSuffix("attn_k.weight") ? c.headCountKV : nil
                 map[name] = (i, entry, heads)
             }
         }

@@ -71,7 +71,8 @@ public struct LoRAAdapter {
             guard ea.shape == [r, columns], eb.shape == [rows, r] else {
                 throw BraidError.invalidArgument("\(weightsPath): \(name) has factors \(ea.shape) and \(eb.shape); this base with r = \(r) needs [\(r), \(columns)] and [\(rows), \(r)] (an adapter for another model?)")
             }
-            let heads = name.hasSuffix("attn_q.weight") ? c.headCount : name.hasSuffix("attn_k.weight") ? c.headCountKV : nil
+            // Only adjacent-pair RoPE models had their q/k rows reordered by the converter; NeoX ones (Qwen, Gemma) keep HF's order.
+            let heads = c.ropeNeoX ? nil : name.hasSuffix("attn_q.weight") ? c.headCount : name.hasSuffix("attn_k.weight") ? c.headCountKV : nil
             factors[name] = (ea, eb, heads)
         }
         if let orphan = b.keys.sorted().first(where: { a[$0] == nil }) { throw BraidError.invalidArgument("\(weightsPath): \(orphan) has lora_B but no lora_A") }

@@ -43,9 +43,10 @@ public final class MaterializedWeights: @unchecked Sendable {
             built.norms = layer.norms.mapped { kind, weight in route.norm(weight) { $0.norms[l][kind] } ?? weight }
             layers.append(built)
         }
-        weights = LlamaWeights(tokenEmbedding: base.tokenEmbedding, output: base.output,
-                               outputNorm: route.norm(base.outputNorm) { $0.outputNorm } ?? base.outputNorm,
-                               layers: layers, tiedOutput: base.tiedOutput)
+        var w = base
+        w.layers = layers
+        w.outputNorm = route.norm(base.outputNorm) { $0.outputNorm } ?? base.outputNorm
+        weights = w
         byteCount = bytes
         self.buffers = buffers
     }
