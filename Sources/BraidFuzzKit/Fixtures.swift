@@ -122,6 +122,7 @@ public enum Fixtures {
         w.set("llama.vocab_size", .uint32(UInt32(c.vocabularySize)))
         let (tokens, types, merges) = tinyVocabulary(count: c.vocabularySize)
         w.set("tokenizer.ggml.model", .string("gpt2"))
+        w.set("tokenizer.ggml.pre", .string("smollm"))
         w.set("tokenizer.ggml.tokens", .array(.string, tokens.map { .string($0) }))
         w.set("tokenizer.ggml.token_type", .array(.int32, types.map { .int32(Int32($0)) }))
         w.set("tokenizer.ggml.merges", .array(.string, merges.map { .string($0) }))

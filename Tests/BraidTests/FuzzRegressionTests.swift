@@ -59,6 +59,7 @@ struct FuzzRegressionTests {
     func tokenizerFile(eos: GGUFValue, bos: GGUFValue? = nil) throws -> String {
         var w = GGUFWriter()
         w.set("tokenizer.ggml.model", .string("gpt2"))
+        w.set("tokenizer.ggml.pre", .string("smollm"))
         w.set("tokenizer.ggml.tokens", .array(.string, ["a", "b", "ab"].map { .string($0) }))
         w.set("tokenizer.ggml.merges", .array(.string, [.string("a b")]))
         w.set("tokenizer.ggml.eos_token_id", eos)

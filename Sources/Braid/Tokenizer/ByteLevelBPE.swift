@@ -1,8 +1,8 @@
 import Synchronization
 
-/// Byte-level BPE over a GGUF vocabulary (`tokenizer.ggml.model = gpt2`), with llama.cpp's
-/// `smollm` pre-tokenizer: text is split into words, each word's bytes become GPT-2's byte
-/// characters, and the lowest-ranked merge is applied until none is left.
+/// Byte-level BPE over a GGUF vocabulary (`tokenizer.ggml.model = gpt2`): text is split into
+/// words by the file's pre-tokenizer, each word's bytes become GPT-2's byte characters, and the
+/// lowest-ranked merge is applied until none is left.
 final class ByteLevelBPE: Sendable {
     /// (left id, right id) packed → (rank, merged id)
     private let merges: [UInt64: (rank: Int32, id: Int32)]
@@ -11,15 +11,20 @@ final class ByteLevelBPE: Sendable {
     /// Words already merged, keyed by their bytes (String equality is canonical equivalence,
     /// which would merge "é" and "e\u{301}").
     private let cache = Mutex<[[UInt8]: [Int32]]>([:])
+    private let style: PreTokenizer.Style
+    /// Token ids by their text, for styles that take a whole word that is a token as it is.
+    private let wholeWords: [String: Int32]
 
-    private init(merges: [UInt64: (rank: Int32, id: Int32)], byteTokens: [Int32]) {
+    private init(merges: [UInt64: (rank: Int32, id: Int32)], byteTokens: [Int32], style: PreTokenizer.Style, wholeWords: [String: Int32]) {
         self.merges = merges
         self.byteTokens = byteTokens
+        self.style = style
+        self.wholeWords = wholeWords
     }
 
     /// The algorithm's tables and every token's bytes (control, unknown and user-defined tokens:
     /// their text; the others: GPT-2's byte characters mapped back to bytes).
-    static func make(tokens: [String], tokenTypes: [Int], merges mergeList: [String]) -> (ByteLevelBPE, [[UInt8]]) {
+    static func make(tokens: [String], tokenTypes: [Int], merges mergeList: [String], style: PreTokenizer.Style) -> (ByteLevelBPE, [[UInt8]]) {
         var ids: [String: Int32] = [:]
         ids.reserveCapacity(tokens.count)
         for (i, t) in tokens.enumerated() where ids[t] == nil { ids[t] = Int32(i) }
@@ -45,14 +50,18 @@ final class ByteLevelBPE: Sendable {
         // A vocabulary may lack a few byte tokens (SmolLM2 has none for some control bytes and
         // bytes that never start a character in use); like llama.cpp, such bytes are dropped.
         let byteTokens = (0..<256).map { ids[String(ByteEncoder.encode[$0])] ?? -1 }
-        return (ByteLevelBPE(merges: table, byteTokens: byteTokens), pieces)
+        return (ByteLevelBPE(merges: table, byteTokens: byteTokens, style: style, wholeWords: style.wholeWordsFirst ? ids : [:]), pieces)
     }
 
     /// Text between special tokens → ids.
     func encode(_ bytes: ArraySlice<UInt8>, into out: inout [Int32]) {
         let text = String(decoding: bytes, as: UTF8.self)
-        for word in PreTokenizer.split(text) {
+        for word in PreTokenizer.split(text, style: style) {
             let key = Array(word.utf8)
+            if !wholeWords.isEmpty, let id = wholeWords[String(String.UnicodeScalarView(key.map { ByteEncoder.encode[Int($0)] }))] {
+                out.append(id)
+                continue
+            }
             if let cached = cache.withLock({ $0[key] }) {
                 out.append(contentsOf: cached)
                 continue

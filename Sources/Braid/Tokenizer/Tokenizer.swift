@@ -62,13 +62,14 @@ public final class Tokenizer: Sendable {
         endOfGeneration = eog
     }
 
-    /// A byte-level BPE tokenizer (GGUF `gpt2`) from its vocabulary and merges.
-    public convenience init(tokens: [String], tokenTypes: [Int], merges: [String], bosID: Int32?, eosID: Int32, addBOS: Bool) throws {
+    /// A byte-level BPE tokenizer (GGUF `gpt2`) from its vocabulary and merges, splitting text in `style`.
+    public convenience init(tokens: [String], tokenTypes: [Int], merges: [String], bosID: Int32?, eosID: Int32, addBOS: Bool,
+                            style: PreTokenizer.Style = .smollm) throws {
         try Self.checkVocabulary(tokens)
         guard merges.count <= Int(Int32.max) else {
             throw BraidError.invalidArgument("the vocabulary has \(merges.count) merges (ranks are 32-bit)")
         }
-        let (bpe, pieces) = ByteLevelBPE.make(tokens: tokens, tokenTypes: tokenTypes, merges: merges)
+        let (bpe, pieces) = ByteLevelBPE.make(tokens: tokens, tokenTypes: tokenTypes, merges: merges, style: style)
         self.init(kind: .byteLevelBPE, tokens: tokens, tokenTypes: tokenTypes, pieces: pieces, algorithm: .byteLevel(bpe),
                   bosID: bosID, eosID: eosID, addBOS: addBOS, addSpacePrefix: false)
     }
@@ -113,8 +114,13 @@ public final class Tokenizer: Sendable {
         case .byteLevelBPE:
             let merges = try gguf.stringArray("tokenizer.ggml.merges")
             guard let eos = try tokenID("tokenizer.ggml.eos_token_id") else { throw BraidError.missingKey("tokenizer.ggml.eos_token_id") }
+            // How text splits into words decides the ids: a split braid lacks would silently differ from llama.cpp's.
+            let pre = gguf.metadata["tokenizer.ggml.pre"]?.stringValue ?? "default"
+            guard let style = PreTokenizer.Style(pre: pre) else {
+                throw BraidError.invalidArgument("\(gguf.path): pre-tokenizer \(pre) (tokenizer.ggml.pre) is not supported; braid splits text as llama.cpp's smollm, llama-bpe (Llama 3) and qwen2 do")
+            }
             try self.init(tokens: tokens, tokenTypes: types, merges: merges, bosID: try tokenID("tokenizer.ggml.bos_token_id"),
-                          eosID: eos, addBOS: flag("tokenizer.ggml.add_bos_token") ?? false)
+                          eosID: eos, addBOS: flag("tokenizer.ggml.add_bos_token") ?? false, style: style)
         case .sentencePiece:
             let scores = try gguf.floatArray("tokenizer.ggml.scores").map { Float($0) }
             // llama.cpp's defaults for SentencePiece vocabularies: bos 1, eos 2, unknown 0, BOS added, space prefix on.
