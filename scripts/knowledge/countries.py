@@ -13,8 +13,8 @@ examples come from TRAIN countries only) and to score a model's outputs.
 
 Scoring (see docs/knowledge-task.md): the output is cut at its first newline (after leading
 whitespace), normalised (Unicode NFKD with combining marks dropped, lower case, apostrophes and
-periods removed, other punctuation turned into spaces, whitespace collapsed) and is correct when it
-contains, as whole words, any accepted form of any accepted answer, where
+periods removed, other punctuation turned into spaces, whitespace collapsed, a plural "s" dropped)
+and is correct when it contains, as whole words, any accepted form of any accepted answer, where
   * an occurrence that lies wholly inside a mention of the asked country's own name does not count
     ("South Africa" does not answer "Which continent is South Africa in?"; "Kuwait City" does answer
     the capital of Kuwait);
@@ -158,6 +158,12 @@ def normalize(s):
     return " ".join("".join(out).split())
 
 
+def words(s):
+    """Normalised words with a plain plural "s" dropped (tokens over 3 letters, not "ss"), applied to
+    outputs and answers alike: "US dollars" matches "US dollar"."""
+    return [w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in normalize(s).split()]
+
+
 def occurrences(tokens, form_tokens):
     n = len(form_tokens)
     return [i for i in range(len(tokens) - n + 1) if tokens[i:i + n] == form_tokens] if n else []
@@ -170,7 +176,7 @@ def strong_forms(rows, relation):
         for ans in r[relation]:
             for f, weak in ans:
                 if not weak:
-                    out.setdefault(normalize(f), set()).add((r["country"], normalize(ans[0][0])))
+                    out.setdefault(" ".join(words(f)), set()).add((r["country"], normalize(ans[0][0])))
     return out
 
 
@@ -185,13 +191,13 @@ class Scorer:
 
     def is_correct(self, country, relation, output):
         row = self.rows[country]
-        tokens = normalize(self.first_line(output)).split()
+        tokens = words(self.first_line(output))
         covered = set()
         for n in row["names"]:
-            nt = normalize(n).split()
+            nt = words(n)
             for i in occurrences(tokens, nt):
                 covered.update(range(i, i + len(nt)))
-        accepted = {normalize(f) for ans in row[relation] for f, _ in ans}
+        accepted = {" ".join(words(f)) for ans in row[relation] for f, _ in ans}
 
         def found(form, unqualified=False):
             ft = form.split()
@@ -206,7 +212,7 @@ class Scorer:
         weak_hit = False
         for ans in row[relation]:
             for f, weak in ans:
-                nf = normalize(f)
+                nf = " ".join(words(f))
                 if found(nf, unqualified=weak):
                     if not weak:
                         return True
@@ -336,6 +342,9 @@ def cmd_check(_args):
         ("United States", "capital", "Washington DC", True),
         ("United States", "currency", "The dollar.", True),
         ("United States", "currency", "US Dollar (USD)", True),
+        ("Ecuador", "currency", "US dollars", True),
+        ("Denmark", "currency", "the Danish Kroner (DKK)", True),
+        ("Paraguay", "capital", "Asunción", True),
         ("Canada", "currency", "the US dollar", False),
         ("Canada", "currency", "The Canadian dollar", True),
         ("Canada", "currency", "dollar", True),
