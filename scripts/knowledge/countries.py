@@ -6,6 +6,7 @@ and the inputs and scoring of the no-training baselines. Python standard library
   python3 scripts/knowledge/countries.py build                 # write prompts/knowledge/{countries.json,train,dev,test}.jsonl
   python3 scripts/knowledge/countries.py inputs --split test --mode fewshot --out /tmp/k/test.fewshot.jsonl
   python3 scripts/knowledge/countries.py score --split test OUT.jsonl [--label NAME] [--json FILE] [--compact FILE]
+  python3 scripts/knowledge/countries.py table A.json B.json ...  # markdown: relation x run, accuracy (correct/n)
 
 Facts live in facts.py next to this file (see its docstring for the cell notation and DOUBTFUL for
 the ambiguous rows). Nothing here answers a question: the table is used to make prompts (few-shot
@@ -479,6 +480,26 @@ def cmd_score(args):
     return 0
 
 
+def cmd_table(args):
+    """A markdown table (relation x run) from `score --json` files: accuracy and correct/n."""
+    runs = []
+    for path in args.summaries:
+        with open(path) as f:
+            runs.append(json.load(f))
+    subsets = [("all", "all six phrasings"), ("seen", "p0-p3"), ("heldout", "held-out p4-p5"), ("p0", "p0 only")]
+    print("| relation | phrasings | " + " | ".join(r["label"] for r in runs) + " |")
+    print("|---|---|" + "---|" * len(runs))
+    for rel in RELATIONS + ["all"]:
+        for sub, text in subsets:
+            cells = []
+            for r in runs:
+                c = r["results"].get(f"{rel}.{sub}")
+                cells.append(f"{100 * c['correct'] / c['n']:.1f} % ({c['correct']}/{c['n']})" if c else "-")
+            name = f"**{rel}**" if sub == "all" else ""
+            print(f"| {name} | {text} | " + " | ".join(cells) + " |")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -494,8 +515,11 @@ def main():
     p.add_argument("--label")
     p.add_argument("--json", help="write the counts as JSON")
     p.add_argument("--compact", help="write {id, output's first line, correct} per question")
+    p = sub.add_parser("table")
+    p.add_argument("summaries", nargs="+", help="files written by score --json")
     args = ap.parse_args()
-    return {"check": cmd_check, "build": cmd_build, "inputs": cmd_inputs, "score": cmd_score}[args.cmd](args)
+    return {"check": cmd_check, "build": cmd_build, "inputs": cmd_inputs, "score": cmd_score,
+            "table": cmd_table}[args.cmd](args)
 
 
 if __name__ == "__main__":
