@@ -241,7 +241,7 @@ COUNTRIES = [
     ("Tunisia", False, "", "Tunis", "Africa", "Tunisian dinar/~dinar", "Arabic"),
     ("Turkey", False, "Türkiye", "Ankara", "Asia|Europe|Eurasia", "Turkish lira/~lira", "Turkish"),
     ("Turkmenistan", False, "", "Ashgabat/Ashkhabad/Asgabat", "Asia", "Turkmenistan manat/Turkmen manat/~manat", "Turkmen"),
-    ("Tuvalu", False, "", "Funafuti", "Oceania", "Australian dollar/~dollar|Tuvaluan dollar", "Tuvaluan|English"),
+    ("Tuvalu", False, "", "Funafuti", "Oceania", "Australian dollar/~dollar|Tuvaluan dollar/Tuvalu dollar", "Tuvaluan|English"),
     ("Uganda", False, "", "Kampala", "Africa", "Ugandan shilling/~shilling", "English|Swahili/Kiswahili"),
     ("Ukraine", False, "", "Kyiv/Kiev", "Europe", "Ukrainian hryvnia/hryvnia/hryvna/hryvnya/grivna", "Ukrainian"),
     ("United Arab Emirates", True, "UAE", "Abu Dhabi", "Asia",
