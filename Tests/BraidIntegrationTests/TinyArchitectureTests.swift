@@ -33,7 +33,7 @@ struct TinyArchitectureTests {
         #expect(c.headCount == 8 && c.headCountKV == 2 && c.headDim == 32 && c.vocabularySize == 3072 && c.contextLength == 512)
         #expect(c.ropeNeoX && c.ropeFreqBase == 1_000_000 && c.rmsEpsilon == 1e-6 && c.activation == .silu)
         #expect(model.weights.tiedOutput && model.weights.ropeFactors == nil)
-        #expect(model.weights.layers.allSatisfy { $0.qBias?.count == 256 && $0.kBias?.count == 64 && $0.vBias?.count == 64 })
+        #expect(model.weights.layers.allSatisfy { $0.vectors[.queryBias]?.count == 256 && $0.vectors[.keyBias]?.count == 64 && $0.vectors[.valueBias]?.count == 64 })
     }
 
     @Test func llama3ConfigIsReadFromTheFile() throws {
@@ -42,7 +42,7 @@ struct TinyArchitectureTests {
         #expect(c.architecture == "llama" && c.blockCount == 2 && c.embeddingLength == 256 && c.feedForwardLength == 512)
         #expect(c.headCount == 4 && c.headCountKV == 2 && c.headDim == 64 && c.ropeDimensions == 64 && c.vocabularySize == 3072)
         #expect(!c.ropeNeoX && c.ropeFreqBase == 500_000 && c.rmsEpsilon == 1e-5)
-        #expect(!model.weights.tiedOutput && model.weights.layers.allSatisfy { $0.qBias == nil })
+        #expect(!model.weights.tiedOutput && model.weights.layers.allSatisfy { $0.vectors[.queryBias] == nil })
         // Llama 3's factors: 1 for the fastest pairs, 8 for the slowest, smoothed between.
         let factors = try #require(model.weights.ropeFactors)
         #expect(factors.count == 32 && factors.first == 1 && factors.last == 8)

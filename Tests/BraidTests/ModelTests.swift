@@ -112,7 +112,7 @@ struct ModelTests {
                 (0..<c.blockCount).map { ("blk.\($0).\(kind).bias", (0..<n).map { Float($0 % 7) * bias }) }
             }
             let model = try LlamaModel(path: try Self.rewritten(adding: biases), threads: 1)
-            #expect(model.weights.layers.allSatisfy { $0.qBias != nil && $0.kBias != nil && $0.vBias != nil })
+            #expect(model.weights.layers.allSatisfy { $0.vectors[.queryBias] != nil && $0.vectors[.keyBias] != nil && $0.vectors[.valueBias] != nil })
             return Array(try model.prefill([1, 2, 3, 4, 5], cache: model.makeCache(capacity: 8)))
         }
         let plain = try LlamaModel(path: try TinyModel.write(), threads: 1)

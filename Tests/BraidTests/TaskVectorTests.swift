@@ -21,12 +21,13 @@ struct TaskVectorTests {
         let tv = try TaskVector(path: path, base: base, baseSHA256: "base-sha")
         #expect(tv.name == "tiny" && tv.description == "a test")
         #expect(tv.matrices.allSatisfy { $0.allSatisfy { if case .bits = $0 { true } else { false } } })
-        // A delta for every norm of every block (Gemma's six kinds, Llama's two) and the output norm.
+        // A delta for every norm and bias of every block (Gemma's six norms, Qwen2's two and three
+        // biases, Llama's two norms) and the output norm.
         #expect(tv.outputNorm != nil)
         for (l, layer) in base.weights.layers.enumerated() {
-            #expect(Set(tv.norms[l].keys) == Set(layer.norms.kinds), "block \(l)")
+            #expect(Set(tv.vectors[l].keys) == Set(layer.vectors.kinds), "block \(l)")
         }
-        #expect(base.weights.layers[0].norms.kinds.count == (architecture == "gemma3" ? 6 : 2))
+        #expect(base.weights.layers[0].vectors.kinds.count == ["llama": 2, "qwen2": 5, "gemma3": 6][architecture])
         // 1 bit per weight plus an fp16 scale per row.
         for m in tv.matrices.joined() {
             #expect(m!.byteCount == m!.rows * m!.columns / 8 + m!.rows * 2)
@@ -126,8 +127,8 @@ struct TaskVectorTests {
         #expect(dist(v, t) < dist(b, t))
     }
 
-    /// A fine-tune that changed only norm weights (every kind the architecture has) is served
-    /// exactly: norm deltas are kept in float, so base + vector is the tuned model.
+    /// A fine-tune that changed only norm weights and biases (every kind the architecture has)
+    /// is served exactly: their deltas are kept in float, so base + vector is the tuned model.
     @Test(arguments: TinyModel.architectures)
     func normOnlyFineTuneIsServedExactly(architecture: String) throws {
         let basePath = try TinyModel.write(seed: 1, architecture: architecture)
@@ -138,7 +139,7 @@ struct TaskVectorTests {
         var changed = 0
         for t in file.tensorList {
             var data = Data(bytes: file.data(t), count: t.byteCount)
-            if t.name.hasSuffix("norm.weight") {
+            if t.name.hasSuffix("norm.weight") || t.name.hasSuffix(".bias") {
                 var values = [Float](repeating: 0, count: t.elementCount)
                 values.withUnsafeMutableBufferPointer { BlockCodec.decode(t.type, file.data(t), into: $0.baseAddress!, count: t.elementCount) }
                 data = Data(BlockCodec.encode(.f32, values.enumerated().map { $1 + 0.25 * sin(Float($0 + changed)) }))
@@ -148,7 +149,7 @@ struct TaskVectorTests {
                 try w.addTensor(t.name, shape: t.shape, type: t.type, data: data)
             }
         }
-        #expect(changed == 1 + base.config.blockCount * base.weights.layers[0].norms.kinds.count)
+        #expect(changed == 1 + base.config.blockCount * base.weights.layers[0].vectors.kinds.count)
         let tunedPath = FileManager.default.temporaryDirectory.appendingPathComponent("braid-norms-\(UUID().uuidString).gguf").path
         try w.write(to: tunedPath)
         let source = try DeltaSource.fineTunedGGUF(tunedPath, base: base)

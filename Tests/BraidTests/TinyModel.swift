@@ -24,10 +24,20 @@ enum TinyModel {
         return c
     }()
 
-    /// The architectures every pipeline test runs on.
-    static let architectures = ["llama", "gemma3"]
+    /// A Qwen2: NeoX RoPE and q/k/v biases, four query heads to one KV head.
+    static let qwen2Config: LlamaConfig = {
+        var c = LlamaConfig(architecture: "qwen2", blockCount: 2, embeddingLength: 64, feedForwardLength: 128, headCount: 4,
+                            headCountKV: 1, ropeFreqBase: 1_000_000, rmsEpsilon: 1e-6, contextLength: 64, vocabularySize: 96)
+        c.ropeNeoX = true
+        return c
+    }()
 
-    static func config(_ architecture: String) -> LlamaConfig { architecture == "gemma3" ? gemma3Config : config }
+    /// The architectures every pipeline test runs on.
+    static let architectures = ["llama", "qwen2", "gemma3"]
+
+    static func config(_ architecture: String) -> LlamaConfig {
+        ["gemma3": gemma3Config, "qwen2": qwen2Config][architecture] ?? config
+    }
 
     /// With `fineTuneOf`, a fine-tune of the model of that seed: its weights plus 20 % noise drawn
     /// from `seed` (the token embedding left alone, as the shipped fine-tunes froze it).
@@ -77,6 +87,11 @@ enum TinyModel {
             if c.hasPostNorms {
                 try w.addTensor(p + "post_attention_norm.weight", shape: [d], floats: random(d, 0.2).map { 1 + $0 })
                 try w.addTensor(p + "post_ffw_norm.weight", shape: [d], floats: random(d, 0.2).map { 1 + $0 })
+            }
+            if a == "qwen2" {
+                try w.addTensor(p + "attn_q.bias", shape: [c.queryDim], floats: random(c.queryDim, 0.5))
+                try w.addTensor(p + "attn_k.bias", shape: [c.kvDim], floats: random(c.kvDim, 0.5))
+                try w.addTensor(p + "attn_v.bias", shape: [c.kvDim], floats: random(c.kvDim, 0.5))
             }
             try matrix(p + "attn_q.weight", rows: c.queryDim, cols: d, type: matrixType)
             try matrix(p + "attn_k.weight", rows: c.kvDim, cols: d, type: matrixType)

@@ -44,7 +44,7 @@ public final class MergeSource: @unchecked Sendable {
             if tensor == "output_norm.weight" { return v.outputNorm != nil }
             let parts = tensor.split(separator: ".")
             guard parts.count == 4, parts[0] == "blk", let l = Int(parts[1]), l < v.matrices.count else { return false }
-            if let kind = NormKind(tensorSuffix: parts[2]) { return v.norms[l][kind] != nil }
+            if let kind = VectorKind(tensorStem: parts[2...].joined(separator: ".")) { return v.vectors[l][kind] != nil }
             guard let k = TaskVector.matrixKinds.firstIndex(of: String(parts[2])) else { return false }
             return v.matrices[l][k] != nil
         }
@@ -59,7 +59,7 @@ public final class MergeSource: @unchecked Sendable {
             if tensor == "output_norm.weight" { return v.outputNorm }
             let parts = tensor.split(separator: ".")
             guard parts.count == 4, parts[0] == "blk", let l = Int(parts[1]), l < v.matrices.count else { return nil }
-            if let kind = NormKind(tensorSuffix: parts[2]) { return v.norms[l][kind] }
+            if let kind = VectorKind(tensorStem: parts[2...].joined(separator: ".")) { return v.vectors[l][kind] }
             guard let k = TaskVector.matrixKinds.firstIndex(of: String(parts[2])), let m = v.matrices[l][k] else { return nil }
             var out = [Float](repeating: 0, count: m.rows * m.columns)
             out.withUnsafeMutableBufferPointer { p in

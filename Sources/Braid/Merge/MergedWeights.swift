@@ -2,7 +2,7 @@ import Synchronization
 
 /// Merged weights held in memory, so a search can score one candidate merge after another
 /// without writing a file: every block matrix re-encoded as Q8_0 into buffers allocated once,
-/// norms as floats; the embedding and LM head stay the base's.
+/// norms and biases as floats; the embedding and LM head stay the base's.
 /// @unchecked Sendable: owned by the search that fills it, one candidate at a time; the model reads it between fills.
 public final class MergedWeights: @unchecked Sendable {
     public private(set) var weights: LlamaWeights
@@ -60,7 +60,7 @@ public final class MergedWeights: @unchecked Sendable {
         w.outputNorm = try norm("output_norm.weight", w.outputNorm)
         w.layers = try layers.enumerated().map { l, layer in
             var made = layer.replacingMatrices(matrices[l].map { $0! })
-            made.norms = try layer.norms.mapped { kind, weight in try norm(kind.tensorName(layer: l), weight) }
+            made.vectors = try layer.vectors.mapped { kind, weight in try norm(kind.tensorName(layer: l), weight) }
             return made
         }
         weights = w

@@ -155,17 +155,18 @@ public final class LlamaModel: @unchecked Sendable {
 
         for (l, w) in weights.layers.prefix(layers ?? weights.layers.count).enumerated() {
             // attention
-            let attnNorms = columnNorms(batch, w.norms, .attention, layer: l)!
+            let attnNorms = columnVectors(batch, w.vectors, .attention, layer: l)!
             prepare(s.xq, xb, n, tables: !routed.isEmpty) { i in norm(x, attnNorms[i], i, into: xb) }
             observer?(l, 0, xb, n)
             project([(w.q, s.q, qd, 0), (w.k, s.k, kvd, 1), (w.v, s.v, kvd, 2)], s.xq, layer: l, routed: routed)
             let rope = c.rope(layer: l)
-            let qNorms = columnNorms(batch, w.norms, .query, layer: l), kNorms = columnNorms(batch, w.norms, .key, layer: l)
+            // Biases (Qwen2) before the head norms and RoPE, as llama.cpp adds them.
+            for (kind, out, width) in [(VectorKind.queryBias, s.q, qd), (.keyBias, s.k, kvd), (.valueBias, s.v, kvd)] {
+                guard let biases = columnVectors(batch, w.vectors, kind, layer: l) else { continue }
+                for i in 0..<n { Ops.add(out + i * width, biases[i], count: width) }
+            }
+            let qNorms = columnVectors(batch, w.vectors, .query, layer: l), kNorms = columnVectors(batch, w.vectors, .key, layer: l)
             for i in 0..<n {
-                // Biases (Qwen2) before the head norms and RoPE, as llama.cpp adds them.
-                if let b = w.qBias { Ops.add(s.q + i * qd, b, count: qd) }
-                if let b = w.kBias { Ops.add(s.k + i * kvd, b, count: kvd) }
-                if let b = w.vBias { Ops.add(s.v + i * kvd, b, count: kvd) }
                 if let qNorms, let kNorms {
                     for h in 0..<c.headCount { headNorm(s.q + i * qd + h * c.headDim, qNorms[i]) }
                     for h in 0..<c.headCountKV { headNorm(s.k + i * kvd + h * c.headDim, kNorms[i]) }
@@ -197,11 +198,11 @@ public final class LlamaModel: @unchecked Sendable {
             observer?(l, 1, s.att, n)
             prepare(s.attq, s.att, n, tables: !routed.isEmpty) { _ in }
             project([(w.o, s.tmp, d, 3)], s.attq, layer: l, routed: routed)
-            if let post = columnNorms(batch, w.norms, .postAttention, layer: l) { for i in 0..<n { rowNorm(s.tmp + i * d, post[i]) } }
+            if let post = columnVectors(batch, w.vectors, .postAttention, layer: l) { for i in 0..<n { rowNorm(s.tmp + i * d, post[i]) } }
             Ops.add(x, s.tmp, count: n * d)
 
             // feed-forward
-            let ffnNorms = columnNorms(batch, w.norms, .ffn, layer: l)!
+            let ffnNorms = columnVectors(batch, w.vectors, .ffn, layer: l)!
             prepare(s.xq, xb, n, tables: !routed.isEmpty) { i in norm(x, ffnNorms[i], i, into: xb) }
             observer?(l, 2, xb, n)
             project([(w.gate, s.gate, ff, 4), (w.up, s.up, ff, 5)], s.xq, layer: l, routed: routed)
@@ -215,7 +216,7 @@ public final class LlamaModel: @unchecked Sendable {
             }
             observer?(l, 3, s.gate, n)
             project([(w.down, s.tmp, d, 6)], s.hq, layer: l, routed: routed)
-            if let post = columnNorms(batch, w.norms, .postFFN, layer: l) { for i in 0..<n { rowNorm(s.tmp + i * d, post[i]) } }
+            if let post = columnVectors(batch, w.vectors, .postFFN, layer: l) { for i in 0..<n { rowNorm(s.tmp + i * d, post[i]) } }
             Ops.add(x, s.tmp, count: n * d)
         }
         for e in batch { e.cache.count = max(e.cache.count, e.position + 1) }
@@ -255,10 +256,10 @@ public final class LlamaModel: @unchecked Sendable {
     /// take the route's lock. (That lock is a Synchronization.Mutex, whose contended path is a
     /// futex in the Swift runtime that ThreadSanitizer cannot see; when the workers shared it,
     /// TSan reported its guarded dictionary as a race.)
-    private func columnNorms(_ batch: [BatchEntry], _ norms: BlockNorms, _ kind: NormKind, layer l: Int) -> [[Float]]? {
-        guard let base = norms[kind] else { return nil }
-        let key = l * NormKind.allCases.count + kind.rawValue
-        return batch.map { $0.route.isBase ? base : ($0.route.norm(key, base) { $0.norms[l][kind] }) ?? base }
+    private func columnVectors(_ batch: [BatchEntry], _ vectors: BlockVectors, _ kind: VectorKind, layer l: Int) -> [[Float]]? {
+        guard let base = vectors[kind] else { return nil }
+        let key = l * VectorKind.allCases.count + kind.rawValue
+        return batch.map { $0.route.isBase ? base : ($0.route.norm(key, base) { $0.vectors[l][kind] }) ?? base }
     }
 
     /// RMS norm of column `i` with its weight (`columnNorms`).

@@ -1,6 +1,7 @@
 /// The weights of one transformer block, by their GGUF names.
 public struct LayerWeights: Sendable {
-    public internal(set) var norms: BlockNorms
+    /// Norm weights, and the q/k/v biases where the file has them (Qwen2).
+    public internal(set) var vectors: BlockVectors
     public internal(set) var q: WeightMatrix
     public internal(set) var k: WeightMatrix
     public internal(set) var v: WeightMatrix
@@ -8,14 +9,10 @@ public struct LayerWeights: Sendable {
     public internal(set) var gate: WeightMatrix
     public internal(set) var up: WeightMatrix
     public internal(set) var down: WeightMatrix
-    /// Added to the q, k and v projections where the file has them (Qwen2); nil otherwise.
-    public internal(set) var qBias: [Float]?
-    public internal(set) var kBias: [Float]?
-    public internal(set) var vBias: [Float]?
 
-    public init(norms: BlockNorms, q: WeightMatrix, k: WeightMatrix, v: WeightMatrix, o: WeightMatrix,
+    public init(vectors: BlockVectors, q: WeightMatrix, k: WeightMatrix, v: WeightMatrix, o: WeightMatrix,
                 gate: WeightMatrix, up: WeightMatrix, down: WeightMatrix) {
-        self.norms = norms
+        self.vectors = vectors
         (self.q, self.k, self.v, self.o, self.gate, self.up, self.down) = (q, k, v, o, gate, up, down)
     }
 
@@ -84,17 +81,20 @@ public struct LlamaWeights: Sendable {
         ropeFactors = try optionalVector("rope_freqs.weight", c.ropeDimensions / 2)
         layers = try (0..<c.blockCount).map { i in
             let p = "blk.\(i)."
-            var norms = BlockNorms(attention: try vector(p + "attn_norm.weight", d), ffn: try vector(p + "ffn_norm.weight", d))
+            var vectors = BlockVectors(attention: try vector(p + "attn_norm.weight", d), ffn: try vector(p + "ffn_norm.weight", d))
             if c.hasQKNorm {
-                norms[.query] = try vector(p + "attn_q_norm.weight", c.headDim)
-                norms[.key] = try vector(p + "attn_k_norm.weight", c.headDim)
+                vectors[.query] = try vector(p + "attn_q_norm.weight", c.headDim)
+                vectors[.key] = try vector(p + "attn_k_norm.weight", c.headDim)
             }
             if c.hasPostNorms {
-                norms[.postAttention] = try vector(p + "post_attention_norm.weight", d)
-                norms[.postFFN] = try vector(p + "post_ffw_norm.weight", d)
+                vectors[.postAttention] = try vector(p + "post_attention_norm.weight", d)
+                vectors[.postFFN] = try vector(p + "post_ffw_norm.weight", d)
             }
-            var layer = LayerWeights(
-                norms: norms,
+            vectors[.queryBias] = try optionalVector(p + "attn_q.bias", c.queryDim)
+            vectors[.keyBias] = try optionalVector(p + "attn_k.bias", c.kvDim)
+            vectors[.valueBias] = try optionalVector(p + "attn_v.bias", c.kvDim)
+            return LayerWeights(
+                vectors: vectors,
                 q: try matrix(p + "attn_q.weight", rows: c.queryDim, columns: d),
                 k: try matrix(p + "attn_k.weight", rows: c.kvDim, columns: d),
                 v: try matrix(p + "attn_v.weight", rows: c.kvDim, columns: d),
@@ -102,10 +102,6 @@ public struct LlamaWeights: Sendable {
                 gate: try matrix(p + "ffn_gate.weight", rows: c.feedForwardLength, columns: d),
                 up: try matrix(p + "ffn_up.weight", rows: c.feedForwardLength, columns: d),
                 down: try matrix(p + "ffn_down.weight", rows: d, columns: c.feedForwardLength))
-            layer.qBias = try optionalVector(p + "attn_q.bias", c.queryDim)
-            layer.kBias = try optionalVector(p + "attn_k.bias", c.kvDim)
-            layer.vBias = try optionalVector(p + "attn_v.bias", c.kvDim)
-            return layer
         }
         let unused = gguf.tensorList.map(\.name).filter { !used.contains($0) }
         guard unused.isEmpty else {

@@ -43,7 +43,7 @@ public enum Compressor {
 
         let c = base.config
         var vectors = ["output_norm.weight"]
-        for (l, layer) in base.weights.layers.enumerated() { vectors += layer.norms.kinds.map { $0.tensorName(layer: l) } }
+        for (l, layer) in base.weights.layers.enumerated() { vectors += layer.vectors.kinds.map { $0.tensorName(layer: l) } }
         for name in vectors {
             if let d = try source.delta(name) { try w.addTensor(name, shape: [d.count], floats: d) }
         }

@@ -40,7 +40,7 @@ public final class MaterializedWeights: @unchecked Sendable {
                 merged.append(WeightMatrix(type: type, rows: w.rows, columns: w.columns, data: buffer))
             }
             var built = layer.replacingMatrices(merged)
-            built.norms = layer.norms.mapped { kind, weight in route.norm(weight) { $0.norms[l][kind] } ?? weight }
+            built.vectors = layer.vectors.mapped { kind, weight in route.norm(weight) { $0.vectors[l][kind] } ?? weight }
             layers.append(built)
         }
         var w = base

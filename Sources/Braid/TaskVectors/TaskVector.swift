@@ -17,8 +17,8 @@ public final class TaskVector: @unchecked Sendable {
     public let file: GGUFFile
     /// [layer][kind] (nil: the fine-tune left that matrix alone)
     public let matrices: [[DeltaMatrix?]]
-    /// [layer][kind]: the deltas of the block norms the fine-tune changed.
-    public let norms: [[NormKind: [Float]]]
+    /// [layer][kind]: the deltas of the block's norms and biases the fine-tune changed.
+    public let vectors: [[VectorKind: [Float]]]
     public let outputNorm: [Float]?
     /// Kept-row lists and fp16 scales decoded to float: their matrices point into them.
     private let owned: [AnyObject]
@@ -68,7 +68,7 @@ public final class TaskVector: @unchecked Sendable {
             return out
         }
         var matrices: [[DeltaMatrix?]] = []
-        var norms: [[NormKind: [Float]]] = []
+        var vectors: [[VectorKind: [Float]]] = []
         var found = 0
         var owned: [AnyObject] = []
         for (l, layer) in base.weights.layers.enumerated() {
@@ -80,18 +80,18 @@ public final class TaskVector: @unchecked Sendable {
                 row.append(m)
             }
             matrices.append(row)
-            var deltas: [NormKind: [Float]] = [:]
-            for kind in layer.norms.kinds {
-                deltas[kind] = try vector(kind.tensorName(layer: l), layer.norms[kind]!.count)
+            var deltas: [VectorKind: [Float]] = [:]
+            for kind in layer.vectors.kinds {
+                deltas[kind] = try vector(kind.tensorName(layer: l), layer.vectors[kind]!.count)
             }
-            norms.append(deltas)
+            vectors.append(deltas)
         }
         self.matrices = matrices
         self.owned = owned
-        self.norms = norms
+        self.vectors = vectors
         outputNorm = try vector("output_norm.weight", c.embeddingLength)
-        // A fine-tune may have changed only norms; a file with nothing for this base is no task vector.
-        guard found > 0 || outputNorm != nil || norms.contains(where: { !$0.isEmpty }) else {
+        // A fine-tune may have changed only norms or biases; a file with nothing for this base is no task vector.
+        guard found > 0 || outputNorm != nil || vectors.contains(where: { !$0.isEmpty }) else {
             throw BraidError.invalidArgument("\(path) holds no tensor of this base model")
         }
         let known = Set(base.gguf.tensors.keys)
