@@ -48,6 +48,11 @@ struct GuardedGateTests {
             guard case .guarded(let g)? = try InterweaveGate.parse(spec) else { Issue.record("\(spec) is not the guarded gate"); continue }
             #expect(g == .selected)
         }
+        guard case .guarded(let g)? = try InterweaveGate.parse("guarded:0.9/0.5/0.8/0.25") else { Issue.record("guarded:… did not parse"); return }
+        #expect(g == GuardedGate(routerSure: 0.9, tunedSure: 0.5, baseSure: 0.8, disagreementMix: 0.25))
+        for bad in ["guarded:0.9/0.5/0.8", "guarded:0.9/x/0.8/0.2", "guarded:0.9/0.5/0.8/1.5", "guarded:0.9,0.5,0.8,0"] {
+            #expect(throws: BraidError.self) { try InterweaveGate.parse(bad) }
+        }
         #expect(try InterweaveGate.parse("guarded")?.needsPrior == true)
         #expect(try InterweaveGate.parse("fixed:0.5")?.needsPrior == false)
     }

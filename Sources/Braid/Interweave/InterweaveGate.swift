@@ -18,15 +18,16 @@ public enum InterweaveGate: Sendable {
     }
 
     /// Parses `fixed:λ`, `fixed-logits:λ`, `adaptive`, `guarded` (also `on`: the default gate) and
-    /// `guarded:ρ,τ,β,λ` (its rule with other numbers); learned gates are loaded by the caller.
+    /// `guarded:ρ/τ/β/λ` (its rule with other numbers; `/`, since mode lists are comma-separated); learned gates are loaded by the caller.
     public static func parse(_ spec: String) throws -> InterweaveGate? {
         if spec == "off" { return nil }
         if spec == "adaptive" { return .adaptive }
         if spec == "guarded" || spec == "on" { return .guarded(.selected) }
         if spec.hasPrefix("guarded:") {
-            let v = spec.dropFirst("guarded:".count).split(separator: ",").compactMap { Float($0) }
-            guard v.count == 4, v[3] >= 0, v[3] <= 1 else {
-                throw BraidError.invalidArgument("--interweave \(spec): guarded:ROUTER_SURE,TUNED_SURE,BASE_SURE,MIX (four numbers, MIX in [0, 1])")
+            let parts = spec.dropFirst("guarded:".count).split(separator: "/", omittingEmptySubsequences: false)
+            let v = parts.compactMap { Float($0) }
+            guard parts.count == 4, v.count == 4, v[3] >= 0, v[3] <= 1 else {
+                throw BraidError.invalidArgument("--interweave \(spec): guarded:ROUTER_SURE/TUNED_SURE/BASE_SURE/MIX (four numbers, MIX in [0, 1])")
             }
             return .guarded(GuardedGate(routerSure: v[0], tunedSure: v[1], baseSure: v[2], disagreementMix: v[3]))
         }
@@ -66,7 +67,7 @@ public enum InterweaveGate: Sendable {
         case .adaptive: return "adaptive"
         case .learned: return "learned"
         case .guarded(let g):
-            return g == .selected ? "guarded" : "guarded:\(g.routerSure),\(g.tunedSure),\(g.baseSure),\(g.disagreementMix)"
+            return g == .selected ? "guarded" : "guarded:\(g.routerSure)/\(g.tunedSure)/\(g.baseSure)/\(g.disagreementMix)"
         }
     }
 }
