@@ -199,7 +199,6 @@ SIGNATURES = {
 
 def existing_prompts():
     paths = glob.glob(os.path.join(ROOT, "prompts", "*.jsonl")) + glob.glob(os.path.join(ROOT, "..", "shared", "tasks", "*.jsonl"))
-    paths += glob.glob("/work/shared/tasks/*.jsonl")
     seen = set()
     for path in sorted(set(os.path.realpath(p) for p in paths)):
         with open(path) as f:
