@@ -160,14 +160,15 @@ extension CLITests {
         #expect(Scorer.isCorrect(task: "json", output: g.stdout, answer: #"{"name": "Amara Khan", "age": 80, "city": "Manila"}"#), "\(g.stdout)")
     }
 
-    /// Outside its task the adaptive gate keeps the base's next tokens; the vector alone does not.
+    /// Outside its task the adaptive and guarded gates keep the base's next tokens; the vector alone does not.
     @Test func agreementMeasuresTheGateAgainstTheBase() throws {
         let r = try braid(["agreement", "-m", Fixtures.modelPath, "-i", Fixtures.root.appendingPathComponent("prompts/general.jsonl").path,
-                           "--limit", "3", "--task", "json", "--modes", "off,adaptive", "-n", "4", "--json", "-q"])
+                           "--limit", "3", "--task", "json", "--modes", "off,adaptive,guarded", "-n", "4", "--json", "-q"])
         #expect(r.status == 0)
         let rows = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
         let byMode = Dictionary(rows.map { ($0["interweave"] as! String, $0) }, uniquingKeysWith: { a, _ in a })
         #expect(byMode["adaptive"]?["agreement"] as? Double == 100 && byMode["adaptive"]?["steps"] as? Int == 12)
+        #expect(byMode["guarded"]?["agreement"] as? Double == 100 && byMode["guarded"]?["steps"] as? Int == 12)
         let off = try #require(byMode["off"]?["agreement"] as? Double)
         #expect(off < 100 && (byMode["off"]?["mean_kl"] as? Double ?? 0) > 0.1)
     }

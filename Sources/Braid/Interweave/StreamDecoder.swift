@@ -50,7 +50,8 @@ public final class StreamDecoder: @unchecked Sendable {
     public let gate: InterweaveGate?
     /// Logits mixed after the head, one row per sequence.
     private let mixed: UnsafeMutablePointer<Float>
-    /// Hidden states set aside while the adaptive gate runs the favoured streams' head.
+    /// Hidden states set aside while the adaptive or guarded gate runs the favoured streams' head
+    /// (room for both streams of every sequence).
     private let otherHidden: UnsafeMutablePointer<Float>
     private var outputsMixed = false
     private var gateValues: [Float]
@@ -59,7 +60,7 @@ public final class StreamDecoder: @unchecked Sendable {
         self.model = model
         self.gate = gate
         mixed = .allocate(capacity: model.maxBatch * model.config.vocabularySize)
-        otherHidden = .allocate(capacity: model.maxBatch * model.config.embeddingLength)
+        otherHidden = .allocate(capacity: 2 * model.maxBatch * model.config.embeddingLength)
         gateValues = [Float](repeating: 0, count: model.config.embeddingLength)
     }
 
@@ -169,8 +170,8 @@ public final class StreamDecoder: @unchecked Sendable {
                         g.gate(queryBase: seqs[i].queryBase, base: hb, tuned: ht, queryTuned: seqs[i].queryTuned, into: gv.baseAddress!)
                         for j in 0..<d { out[j] = gv[j] * hb[j] + (1 - gv[j]) * ht[j] }
                     }
-                case .adaptive:
-                    preconditionFailure("the adaptive gate mixes logits")
+                case .adaptive, .guarded:
+                    preconditionFailure("the adaptive and guarded gates choose after the head")
                 }
             }
             model.head(columns: seqs.count)
@@ -179,6 +180,10 @@ public final class StreamDecoder: @unchecked Sendable {
         }
         if case .adaptive = gate {
             try chooseStreams(seqs, columns: columns)
+            return
+        }
+        if case .guarded(let rule) = gate {
+            guardStreams(rule, seqs, columns: columns)
             return
         }
         model.head(columns: columns.reduce(0) { $0 + ($1.1 == nil ? 1 : 2) })
@@ -241,6 +246,60 @@ public final class StreamDecoder: @unchecked Sendable {
                 (mixed + n.sequence * v).update(from: model.logits(j).baseAddress!, count: v)
             }
         }
+    }
+
+    /// The guarded gate: the favoured stream's head first (the tuned one when r ≥ ½); the other
+    /// stream's head only for sequences whose rule could not decide from the first, and a mix's
+    /// head only where the rule asks for one. Each sequence's output is the chosen logits.
+    private func guardStreams(_ rule: GuardedGate, _ seqs: [DecodeSequence], columns: [(Int, Int?)]) {
+        let d = model.config.embeddingLength, v = model.config.vocabularySize
+        // Per sequence: its (base, tuned) hidden states set aside, or nil when single-stream.
+        var pairs: [(base: Int, tuned: Int)?] = []
+        for (i, (c, t)) in columns.enumerated() {
+            guard let t else {
+                pairs.append(nil)
+                if c != i { model.hidden(i).update(from: model.hidden(c), count: d) }
+                continue
+            }
+            (otherHidden + 2 * i * d).update(from: model.hidden(c), count: d)
+            (otherHidden + (2 * i + 1) * d).update(from: model.hidden(t), count: d)
+            pairs.append((2 * i, 2 * i + 1))
+        }
+        for (i, p) in pairs.enumerated() {
+            guard let p else { continue }
+            model.hidden(i).update(from: otherHidden + (rule.tunedFirst(prior: seqs[i].prior) ? p.tuned : p.base) * d, count: d)
+        }
+        model.head(columns: seqs.count)
+        var undecided: [(sequence: Int, favoured: StreamConfidence)] = []
+        for (i, p) in pairs.enumerated() {
+            (mixed + i * v).update(from: model.logits(i).baseAddress!, count: v)
+            guard let p else { continue }
+            let favoured = StreamConfidence(logits: model.logits(i))
+            if rule.choose(prior: seqs[i].prior, favoured: favoured) == nil {
+                undecided.append((i, favoured))
+                model.hidden(undecided.count - 1).update(from: otherHidden + p.base * d, count: d)
+            }
+        }
+        outputsMixed = true
+        guard !undecided.isEmpty else { return }
+        model.head(columns: undecided.count)
+        var mixes: [(sequence: Int, lambda: Float)] = []
+        for (j, u) in undecided.enumerated() {
+            let base = StreamConfidence(logits: model.logits(j))
+            switch rule.choose(prior: seqs[u.sequence].prior, tuned: u.favoured, base: base) {
+            case .tuned: break
+            case .base: (mixed + u.sequence * v).update(from: model.logits(j).baseAddress!, count: v)
+            case .mix(let l): mixes.append((u.sequence, l))
+            }
+        }
+        guard !mixes.isEmpty else { return }
+        for (j, m) in mixes.enumerated() {
+            let p = pairs[m.sequence]!, out = model.hidden(j)
+            let hb = otherHidden + p.base * d, ht = otherHidden + p.tuned * d
+            for k in 0..<d { out[k] = m.lambda * hb[k] + (1 - m.lambda) * ht[k] }
+        }
+        model.head(columns: mixes.count)
+        for (j, m) in mixes.enumerated() { (mixed + m.sequence * v).update(from: model.logits(j).baseAddress!, count: v) }
     }
 
     private func learnedGate(_ gates: [String: LearnedGate], _ route: Route) throws -> LearnedGate {

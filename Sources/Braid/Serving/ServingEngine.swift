@@ -447,7 +447,7 @@ public final class ServingEngine: @unchecked Sendable {
         return d
     }
 
-    /// The route of a request, its report and the router's probability of it (the adaptive gate's prior).
+    /// The route of a request, its report and the router's probability of it (the adaptive and guarded gates' prior).
     private func resolve(_ r: ServingRequest, interweave: String) throws -> (Route, RouteReport, Float) {
         var route = Route.base
         var modeName = "none"
@@ -470,7 +470,7 @@ public final class ServingEngine: @unchecked Sendable {
         switch r.route {
         case .auto, .blend: wantsRouter = true
         case .none: wantsRouter = false
-        case .pinned: wantsRouter = interweave == "adaptive"
+        case .pinned: wantsRouter = (try? InterweaveGate.parse(interweave))??.needsPrior ?? false
         }
         let text = r.routerText ?? tokenizer.decode(r.prompt)
         // An empty message tells the router nothing: the base answers it.

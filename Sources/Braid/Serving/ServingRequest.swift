@@ -15,7 +15,7 @@ public struct ServingRequest: Sendable {
     /// The text the router reads (the last user message); nil for the whole prompt.
     public var routerText: String?
     public var route: RouteChoice
-    /// Interweaving mode (`off`, `fixed:λ`, `fixed-logits:λ`, `adaptive`, `learned`); nil: the server's.
+    /// Interweaving mode (`off`, `guarded`, `fixed:λ`, `fixed-logits:λ`, `adaptive`, `learned`); nil: the server's.
     public var interweave: String?
     public var sampling: SamplingParameters
     /// Most tokens to generate; nil: until the context is full.

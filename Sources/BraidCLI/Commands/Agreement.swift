@@ -20,8 +20,8 @@ struct Agreement: ParsableCommand {
     @Option(help: "Folder of task vectors (NAME.tv.gguf, gates NAME.gate.gguf, the router).")
     var taskDir: String = TaskOptions.defaultDir
 
-    @Option(help: "Comma-separated modes: off (the task vector alone), fixed:λ, fixed-logits:λ, adaptive, learned.")
-    var modes: String = "off,fixed:0.5,adaptive,learned"
+    @Option(help: "Comma-separated modes: off (the task vector alone), guarded, fixed:λ, fixed-logits:λ, adaptive, learned.")
+    var modes: String = "off,fixed:0.5,adaptive,learned,guarded"
 
     @Option(name: [.customShort("n"), .customLong("max-tokens")], help: "Most tokens per answer.")
     var maxTokens: Int = 48

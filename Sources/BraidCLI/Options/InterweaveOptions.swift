@@ -4,7 +4,7 @@ import Foundation
 
 /// `--interweave`: decode the base and the routed stream side by side (IMSM).
 struct InterweaveOptions: ParsableArguments {
-    @Option(help: "Interweave the base and the routed stream at decode time: off, fixed:λ (hidden states; λ is the base's weight), fixed-logits:λ, adaptive, learned (TASK.gate.gguf beside each task vector, from braid train-gate).")
+    @Option(help: "Interweave the base and the routed stream at decode time: off, guarded (per token from the router's probability and both streams' confidence; the recommended mode), fixed:λ (hidden states; λ is the base's weight), fixed-logits:λ, adaptive, learned (TASK.gate.gguf beside each task vector, from braid train-gate).")
     var interweave: String = "off"
 
     func validate() throws {
@@ -12,7 +12,7 @@ struct InterweaveOptions: ParsableArguments {
     }
 
     /// Whether the gate needs the router's probability of the route.
-    var needsPrior: Bool { interweave == "adaptive" }
+    var needsPrior: Bool { (try? InterweaveGate.parse(interweave))??.needsPrior ?? false }
 
     /// The gate; a learned one is loaded for each of `vectors` and checked against it.
     func gate(for vectors: [TaskVector], model: LlamaModel) throws -> InterweaveGate? {
