@@ -11,15 +11,45 @@ struct Runtime {
     let contextLength: Int
 
     init(_ options: ModelOptions) throws {
-        try self.init(model: options.load(), options: options)
+        try self.init(ModelText(options), options: options)
     }
 
     init(model: LlamaModel, options: ModelOptions) throws {
+        self.init(try ModelText(gguf: model.gguf, config: model.config, options: options), model: model)
+    }
+
+    /// The weights of the file `text` was read from.
+    init(_ text: ModelText, options: ModelOptions) throws {
+        self.init(text, model: try LlamaModel(gguf: text.gguf, threads: options.threads))
+    }
+
+    private init(_ text: ModelText, model: LlamaModel) {
         self.model = model
-        gguf = model.gguf
+        gguf = text.gguf
+        tokenizer = text.tokenizer
+        template = text.template
+        contextLength = text.contextLength
+    }
+}
+
+/// What turning a prompt into tokens needs, read before the weights: a prompt too long for
+/// the context is refused without loading them (Gemma 3's take longer than tokenizing 1 MiB).
+struct ModelText {
+    let gguf: GGUFFile
+    let tokenizer: Tokenizer
+    let template: ChatTemplate
+    let contextLength: Int
+
+    init(_ options: ModelOptions) throws {
+        let gguf = try options.open()
+        try self.init(gguf: gguf, config: LlamaConfig(gguf: gguf), options: options)
+    }
+
+    init(gguf: GGUFFile, config: LlamaConfig, options: ModelOptions) throws {
+        self.gguf = gguf
         tokenizer = try Tokenizer(gguf: gguf)
         template = ChatTemplate.detect(fromTemplate: gguf.metadata["tokenizer.chat_template"]?.stringValue)
-        contextLength = min(options.ctxSize, model.config.contextLength)
+        contextLength = min(options.ctxSize, config.contextLength)
     }
 }
 

@@ -19,6 +19,18 @@ enum Fixtures {
         return try JSONSerialization.jsonObject(with: data) as! [String: Any]
     }
 
+    /// The 32 KiB word of Tests/BraidTests/Fixtures/long_word_tokens.json and llama-tokenize's
+    /// ids for it with `model` (a file name in models/), made by scripts/reference/long_word_tokens.py.
+    static func longWord(model: String) throws -> (text: String, ids: [Int]?) {
+        struct Document: Decodable {
+            struct Model: Decodable { let ids: [Int] }
+            let text: String, models: [String: Model]
+        }
+        let url = root.appendingPathComponent("Tests/BraidTests/Fixtures/long_word_tokens.json")
+        let document = try JSONDecoder().decode(Document.self, from: Data(contentsOf: url))
+        return (document.text, document.models[model]?.ids)
+    }
+
     /// A model of its own for each test: tests run concurrently, and a model's scratch buffers
     /// belong to one caller at a time. Loading only maps the file.
     static func model() throws -> LlamaModel { try LlamaModel(path: modelPath, threads: 2) }

@@ -85,6 +85,16 @@ struct GemmaTokenizerTests {
         #expect(out == text && out == tok.decode(ids))
     }
 
+    /// 32 KiB of letters without a space is one SentencePiece sequence with thousands of merges
+    /// at every length, some characters only as bytes: the ids equal llama-tokenize's.
+    @Test func longWordMatchesLlamaCpp() throws {
+        let tok = try Self.loaded.get()
+        let word = try Fixtures.longWord(model: "gemma-3-270m-q4_k_m.gguf")
+        let ids = tok.encode(word.text).map(Int.init)
+        #expect(ids.count == 15_817)
+        #expect(ids == (try #require(word.ids)))
+    }
+
     /// 1 MiB without a space is one SentencePiece sequence: the merge queue keeps it O(n log n).
     @Test func oneMebibyteWithoutSpaces() throws {
         let tok = try Self.loaded.get()

@@ -26,7 +26,16 @@ struct TokenizerTests {
         }
     }
 
-    /// The heap-based merge loop gives the tokens of the plain quadratic one (lowest rank,
+    /// 32 KiB of letters without a space is one word: the ids equal llama-tokenize's.
+    @Test func longWordMatchesLlamaCpp() throws {
+        let tok = try Self.loaded.get()
+        let word = try Fixtures.longWord(model: "SmolLM2-135M-Instruct.Q4_1.gguf")
+        let ids = tok.encode(word.text).map(Int.init)
+        #expect(ids.count == 18_330)
+        #expect(ids == (try #require(word.ids)))
+    }
+
+    /// The queue-based merge loop gives the tokens of the plain quadratic one (lowest rank,
     /// leftmost on ties, rescanning every pair after each merge) on long single words, where
     /// the quadratic loop took 52 s for 20,000 characters.
     @Test func longWordsMergeAsTheQuadraticReferenceDoes() throws {

@@ -114,7 +114,7 @@ struct SentencePieceTests {
         #expect(tok.encode("a a").map { stream.append($0) }.joined() + stream.flush() == "a a")
     }
 
-    /// The heap-based merge gives the tokens of the plain loop (highest score, leftmost on ties,
+    /// The queue-based merge gives the tokens of the plain loop (highest score, leftmost on ties,
     /// every pair rescanned after each merge) on random vocabularies with many equal scores.
     @Test(arguments: [1, 2, 3, 4, 5, 6])
     func mergesAsTheQuadraticReferenceDoes(seed: UInt64) throws {

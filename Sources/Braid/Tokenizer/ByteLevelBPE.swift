@@ -1,11 +1,14 @@
+import CPrefetch
 import Synchronization
 
 /// Byte-level BPE over a GGUF vocabulary (`tokenizer.ggml.model = gpt2`): text is split into
 /// words by the file's pre-tokenizer, each word's bytes become GPT-2's byte characters, and the
 /// lowest-ranked merge is applied until none is left.
 final class ByteLevelBPE: Sendable {
-    /// (left id, right id) packed → (rank, merged id)
-    private let merges: [UInt64: (rank: Int32, id: Int32)]
+    /// (left id, right id) packed → rank
+    private let merges: [UInt64: Int32]
+    /// The token each rank's merge makes (−1 where that line adds no merge).
+    private let mergedTokens: [Int32]
     /// Token of each byte, −1 where the vocabulary has none.
     private let byteTokens: [Int32]
     /// Words already merged, keyed by their bytes (String equality is canonical equivalence,
@@ -15,8 +18,9 @@ final class ByteLevelBPE: Sendable {
     /// Token ids by their text, for styles that take a whole word that is a token as it is.
     private let wholeWords: [String: Int32]
 
-    private init(merges: [UInt64: (rank: Int32, id: Int32)], byteTokens: [Int32], style: PreTokenizer.Style, wholeWords: [String: Int32]) {
+    private init(merges: [UInt64: Int32], mergedTokens: [Int32], byteTokens: [Int32], style: PreTokenizer.Style, wholeWords: [String: Int32]) {
         self.merges = merges
+        self.mergedTokens = mergedTokens
         self.byteTokens = byteTokens
         self.style = style
         self.wholeWords = wholeWords
@@ -38,19 +42,24 @@ final class ByteLevelBPE: Sendable {
                 pieces.append(t.unicodeScalars.map { ByteEncoder.decode[$0.value] ?? 0x3F })
             }
         }
-        var table: [UInt64: (rank: Int32, id: Int32)] = [:]
+        var table: [UInt64: Int32] = [:]
         table.reserveCapacity(mergeList.count)
+        var mergedTokens = [Int32](repeating: -1, count: mergeList.count)
         for (rank, m) in mergeList.enumerated() {
             guard let space = m.firstIndex(of: " ") else { continue }
             let a = String(m[..<space]), b = String(m[m.index(after: space)...])
             guard let ia = ids[a], let ib = ids[b], let im = ids[a + b] else { continue }
-            let key = UInt64(UInt32(ia)) << 32 | UInt64(UInt32(ib))
-            if table[key] == nil { table[key] = (Int32(rank), im) }
+            let key = pairKey(ia, ib)
+            if table[key] == nil {
+                table[key] = Int32(rank)
+                mergedTokens[rank] = im
+            }
         }
         // A vocabulary may lack a few byte tokens (SmolLM2 has none for some control bytes and
         // bytes that never start a character in use); like llama.cpp, such bytes are dropped.
         let byteTokens = (0..<256).map { ids[String(ByteEncoder.encode[$0])] ?? -1 }
-        return (ByteLevelBPE(merges: table, byteTokens: byteTokens, style: style, wholeWords: style.wholeWordsFirst ? ids : [:]), pieces)
+        return (ByteLevelBPE(merges: table, mergedTokens: mergedTokens, byteTokens: byteTokens, style: style,
+                             wholeWords: style.wholeWordsFirst ? ids : [:]), pieces)
     }
 
     /// Text between special tokens → ids.
@@ -62,11 +71,15 @@ final class ByteLevelBPE: Sendable {
                 out.append(id)
                 continue
             }
-            if let cached = cache.withLock({ $0[key] }) {
+            if key.count <= 64, let cached = cache.withLock({ $0[key] }) {
                 out.append(contentsOf: cached)
                 continue
             }
-            let ids = bpe(key)
+            var ids: [Int32] = []
+            // Positions are 32-bit: a word of 2 GiB or more is merged in parts.
+            for from in stride(from: 0, to: key.count, by: Int(Int32.max)) {
+                ids += bpe(key[from..<min(key.count, from + Int(Int32.max))])
+            }
             // Bounded: at most 100,000 pieces of at most 64 bytes (longer words are rare and would pin memory).
             if key.count <= 64 {
                 cache.withLock {
@@ -78,112 +91,70 @@ final class ByteLevelBPE: Sendable {
         }
     }
 
+    /// A symbol of a word being merged: its token (−1 for a byte the vocabulary lacks), its
+    /// links, and the rank of the merge it makes with the next symbol (`noPair` if none). A
+    /// queued pair is still to be merged exactly when its rank is still recorded: ranks are
+    /// unique per pair.
+    private struct Symbol {
+        var token: Int32
+        var prev: Int32, next: Int32
+        var pairRank: UInt32
+    }
+
+    private static let noPair = UInt32.max
+
+    private static func pairKey(_ left: Int32, _ right: Int32) -> UInt64 {
+        UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right))
+    }
+
     /// Merges the lowest-ranked adjacent pair (leftmost on ties) until none is left, in
-    /// O(n log n): the symbols form a linked list, candidate pairs wait in a min-heap keyed by
-    /// (rank, position), and an entry whose pair has changed since it was pushed is skipped
-    /// (ranks are unique per pair, so a pair with the same rank is the same pair).
-    private func bpe(_ bytes: [UInt8]) -> [Int32] {
-        var symbols = bytes.map { byteTokens[Int($0)] }
-        let n = symbols.count
-        guard n > 1 else { return symbols.filter { $0 >= 0 } }
-        var next = Array(1...n)
-        next[n - 1] = -1
-        var prev = Array(-1..<(n - 1))
-        var heap = MinHeap<UInt64>()
-        func rank(_ a: Int) -> (rank: Int32, id: Int32)? {
-            let b = next[a]
-            guard b >= 0 else { return nil }
-            return merges[UInt64(UInt32(bitPattern: symbols[a])) << 32 | UInt64(UInt32(bitPattern: symbols[b]))]
+    /// O(n log n): the symbols form a linked list and candidate pairs wait in a ``MergeQueue``
+    /// keyed by (rank, position).
+    private func bpe(_ bytes: ArraySlice<UInt8>) -> [Int32] {
+        let n = bytes.count
+        guard n > 1 else { return bytes.map { byteTokens[Int($0)] }.filter { $0 >= 0 } }
+        var symbols = bytes.enumerated().map { i, b in
+            Symbol(token: byteTokens[Int(b)], prev: Int32(i - 1), next: Int32(i + 1), pairRank: Self.noPair)
         }
-        func push(_ a: Int) {
-            if a >= 0, let m = rank(a) { heap.push(UInt64(UInt32(m.rank)) << 32 | UInt64(a)) }
-        }
-        for a in 0..<(n - 1) { push(a) }
-        while let key = heap.pop() {
-            let a = Int(key & 0xFFFF_FFFF)
-            guard symbols[a] != Int32.min, let m = rank(a), UInt64(UInt32(m.rank)) == key >> 32 else { continue }
-            let b = next[a]
-            symbols[a] = m.id
-            symbols[b] = Int32.min  // merged away
-            next[a] = next[b]
-            if next[b] >= 0 { prev[next[b]] = a }
-            push(prev[a])
-            push(a)
-        }
-        var out: [Int32] = []
-        var i = 0
-        while i >= 0 {
-            if symbols[i] >= 0 { out.append(symbols[i]) }
-            i = next[i]
-        }
-        return out
-    }
-}
-
-/// A 4-ary min-heap (the merge queues and the special-token split): half the depth of a binary
-/// heap, and a node's four children are adjacent in memory, which matters once a 1 MiB text
-/// puts a million candidate pairs in it.
-struct MinHeap<Element: Comparable> {
-    private var items: [Element] = []
-
-    init() {}
-
-    /// A heap of `elements`, built in O(n).
-    init(heapifying elements: consuming [Element]) {
-        items = elements
-        guard items.count > 1 else { return }
-        items.withUnsafeMutableBufferPointer { buf in
-            for i in stride(from: (buf.count - 2) / 4, through: 0, by: -1) { Self.siftDown(buf, from: i) }
-        }
-    }
-
-    var isEmpty: Bool { items.isEmpty }
-
-    mutating func reserveCapacity(_ n: Int) { items.reserveCapacity(n) }
-
-    mutating func push(_ x: Element) {
-        items.append(x)
-        items.withUnsafeMutableBufferPointer { buf in
-            var i = buf.count - 1
-            while i > 0 {
-                let parent = (i - 1) / 4
-                guard x < buf[parent] else { break }
-                buf[i] = buf[parent]
-                i = parent
+        symbols[n - 1].next = -1
+        return symbols.withUnsafeMutableBufferPointer { symbols in
+            /// Records in `a` the rank of the merge it makes with its right neighbour; the queue key if any.
+            func pair(_ a: Int32) -> UInt64? {
+                guard a >= 0 else { return nil }
+                let b = symbols[Int(a)].next
+                guard b >= 0, let rank = merges[Self.pairKey(symbols[Int(a)].token, symbols[Int(b)].token)] else {
+                    symbols[Int(a)].pairRank = Self.noPair
+                    return nil
+                }
+                symbols[Int(a)].pairRank = UInt32(rank)
+                return UInt64(rank) << 32 | UInt64(UInt32(a))
             }
-            buf[i] = x
-        }
-    }
-
-    mutating func pop() -> Element? {
-        guard let top = items.first else { return nil }
-        let last = items.removeLast()
-        guard !items.isEmpty else { return top }
-        items.withUnsafeMutableBufferPointer { buf in
-            buf[0] = last
-            Self.siftDown(buf, from: 0)
-        }
-        return top
-    }
-
-    private static func siftDown(_ buf: UnsafeMutableBufferPointer<Element>, from start: Int) {
-        let n = buf.count
-        let x = buf[start]
-        var i = start
-        while true {
-            let first = 4 * i + 1
-            if first >= n { break }
-            var m = first
-            let end = min(first + 4, n)
-            var k = first + 1
-            while k < end {
-                if buf[k] < buf[m] { m = k }
-                k += 1
+            var initial: [UInt64] = []
+            for a in 0..<(n - 1) {
+                if let key = pair(Int32(a)) { initial.append(key) }
             }
-            guard buf[m] < x else { break }
-            buf[i] = buf[m]
-            i = m
+            var queue = MergeQueue(positionOrdered: initial)
+            while let key = queue.pop() {
+                // The sorted pops jump across the word: ask for a symbol well before it is needed.
+                if let ahead = queue.upcoming(16) { braid_prefetch(symbols.baseAddress! + Int(ahead & 0xFFFF_FFFF)) }
+                let a = Int(key & 0xFFFF_FFFF), rank = UInt32(key >> 32)
+                guard symbols[a].pairRank == rank else { continue }
+                let b = Int(symbols[a].next)
+                let after = symbols[b].next
+                symbols[a].token = mergedTokens[Int(rank)]
+                symbols[a].next = after
+                symbols[b].pairRank = Self.noPair
+                if after >= 0 { symbols[Int(after)].prev = Int32(a) }
+                if let k = pair(symbols[a].prev) { queue.push(k) }
+                if let k = pair(Int32(a)) { queue.push(k) }
+            }
+            var out: [Int32] = []
+            var i: Int32 = 0
+            while i >= 0 {
+                if symbols[Int(i)].token >= 0 { out.append(symbols[Int(i)].token) }
+                i = symbols[Int(i)].next
+            }
+            return out
         }
-        buf[i] = x
     }
 }

@@ -26,7 +26,8 @@ public final class Tokenizer: Sendable {
     public let tokens: [String]
     /// Raw bytes of every token (control, unknown and user-defined tokens: their UTF-8 text).
     private let pieces: [[UInt8]]
-    private let ids: [String: Int32]
+    /// Token text → id (for equal texts the later id, as in llama.cpp).
+    private let ids: PieceTable
     private let specials: SpecialTokens
     private let algorithm: Algorithm
     public let bosID: Int32?
@@ -40,7 +41,7 @@ public final class Tokenizer: Sendable {
 
     public var vocabularySize: Int { tokens.count }
 
-    init(kind: Kind, tokens: [String], tokenTypes: [Int], pieces: [[UInt8]], algorithm: Algorithm,
+    init(kind: Kind, tokens: [String], ids: PieceTable, tokenTypes: [Int], pieces: [[UInt8]], algorithm: Algorithm,
          bosID: Int32?, eosID: Int32, addBOS: Bool, addSpacePrefix: Bool) {
         self.kind = kind
         self.tokens = tokens
@@ -50,14 +51,11 @@ public final class Tokenizer: Sendable {
         self.eosID = eosID
         self.addBOS = addBOS
         self.addSpacePrefix = addSpacePrefix
-        var ids: [String: Int32] = [:]
-        ids.reserveCapacity(tokens.count)
-        for (i, t) in tokens.enumerated() where ids[t] == nil { ids[t] = Int32(i) }
         self.ids = ids
         specials = SpecialTokens(tokens: tokens, types: tokenTypes)
         var eog: Set<Int32> = [eosID]
         for name in ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "<|end|>"] {
-            if let id = ids[name] { eog.insert(id) }
+            if let id = ids.find(name) { eog.insert(id) }
         }
         endOfGeneration = eog
     }
@@ -70,7 +68,7 @@ public final class Tokenizer: Sendable {
             throw BraidError.invalidArgument("the vocabulary has \(merges.count) merges (ranks are 32-bit)")
         }
         let (bpe, pieces) = ByteLevelBPE.make(tokens: tokens, tokenTypes: tokenTypes, merges: merges, style: style)
-        self.init(kind: .byteLevelBPE, tokens: tokens, tokenTypes: tokenTypes, pieces: pieces, algorithm: .byteLevel(bpe),
+        self.init(kind: .byteLevelBPE, tokens: tokens, ids: PieceTable(tokens), tokenTypes: tokenTypes, pieces: pieces, algorithm: .byteLevel(bpe),
                   bosID: bosID, eosID: eosID, addBOS: addBOS, addSpacePrefix: false)
     }
 
@@ -82,9 +80,10 @@ public final class Tokenizer: Sendable {
         guard scores.count == tokens.count else {
             throw BraidError.invalidArgument("the vocabulary has \(tokens.count) tokens but \(scores.count) scores")
         }
-        let (spm, pieces) = SentencePieceBPE.make(tokens: tokens, scores: scores, tokenTypes: tokenTypes, unknownID: unknownID,
+        let ids = PieceTable(tokens)
+        let (spm, pieces) = SentencePieceBPE.make(tokens: tokens, table: ids, scores: scores, tokenTypes: tokenTypes, unknownID: unknownID,
                                                   addSpacePrefix: addSpacePrefix)
-        self.init(kind: .sentencePiece, tokens: tokens, tokenTypes: tokenTypes, pieces: pieces, algorithm: .sentencePiece(spm),
+        self.init(kind: .sentencePiece, tokens: tokens, ids: ids, tokenTypes: tokenTypes, pieces: pieces, algorithm: .sentencePiece(spm),
                   bosID: bosID, eosID: eosID, addBOS: addBOS, addSpacePrefix: addSpacePrefix)
     }
 
@@ -136,7 +135,7 @@ public final class Tokenizer: Sendable {
         }
     }
 
-    public func id(of token: String) -> Int32? { ids[token] }
+    public func id(of token: String) -> Int32? { ids.find(token) }
 
     /// Raw bytes of one token.
     public func piece(_ id: Int32) -> [UInt8] {

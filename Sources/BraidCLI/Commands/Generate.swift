@@ -31,18 +31,21 @@ struct Generate: ParsableCommand {
         } else {
             text = try readText(path: file ?? prompt)
         }
-        let rt = try Runtime(modelOptions)
+        let modelText = try ModelText(modelOptions)
         let params = try sampling.parameters(defaultTemperature: 0)
         var messages: [ChatMessage] = []
         if let s = output.system { messages.append(.system(s)) }
         messages.append(.user(text))
-        if rt.template.isRaw && !noChatTemplate && !output.quiet {
+        if modelText.template.isRaw && !noChatTemplate && !output.quiet {
             printError("note: the model has no chat template; completing the raw prompt (as llama.cpp does)")
         }
-        let rendered = noChatTemplate ? text : rt.template.render(messages)
-        let ids = rt.tokenizer.encode(rendered, parseSpecial: !noChatTemplate)
-        // Before routing: the router would otherwise read the whole over-long prompt first.
-        guard ids.count < rt.contextLength else { throw BraidError.promptTooLong(tokens: ids.count, context: rt.contextLength) }
+        let rendered = noChatTemplate ? text : modelText.template.render(messages)
+        let ids = modelText.tokenizer.encode(rendered, parseSpecial: !noChatTemplate)
+        // Before the weights load and before routing (the router would read the whole prompt first).
+        guard ids.count < modelText.contextLength else {
+            throw BraidError.promptTooLong(tokens: ids.count, context: modelText.contextLength)
+        }
+        let rt = try Runtime(modelText, options: modelOptions)
         let fixed = try taskOptions.route(for: rt.model)
         let routing = try QueryRouting(taskOptions, rt, fixed: fixed, needPrior: interweaveOptions.needsPrior)
         let decision = try routing.route(text)

@@ -31,9 +31,14 @@ struct ModelOptions: ParsableArguments {
     }
 
     func load() throws -> LlamaModel {
+        try LlamaModel(gguf: open(), threads: threads)
+    }
+
+    /// The model file, its header and tensor table read (no weights yet).
+    func open() throws -> GGUFFile {
         if !FileManager.default.fileExists(atPath: model) {
             throw BraidError.invalidArgument("model not found: \(model) (run scripts/setup.sh, or pass -m PATH)")
         }
-        return try LlamaModel(path: model, threads: threads)
+        return try GGUFFile(path: model)
     }
 }
