@@ -68,42 +68,66 @@ struct KernelTests {
         }
     }
 
+    /// Every encoding with an 8-row repacking.
+    static let interleavedTypes: [GGMLType] = [.q4_1, .q4_0, .q8_0, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K]
+
     /// The 8-row interleaved kernel gives the row-major kernel's products (same integer sums,
-    /// float rounding aside) for every column count and for row ranges on and off its groups;
-    /// a dense delta adds coefficient × the same product. Both ways of summing byte products
-    /// (AVX2's maddubs, AVX-VNNI's vpdpbusd where the CPU has it).
-    @Test(arguments: [GGMLType.q4_1, .q4_0, .q8_0])
+    /// float rounding aside) for every column count and for row ranges on and off its groups,
+    /// with K-quants against both kinds of activations; a dense delta adds coefficient × the
+    /// same product. Both ways of summing byte products (AVX2's maddubs, AVX-VNNI's vpdpbusd
+    /// where the CPU has it).
+    @Test(arguments: interleavedTypes)
     func interleavedRowsMatchRowMajorWithMaddubs(type: GGMLType) throws {
         try checkInterleavedRows(type: type, dot: .maddubs)
     }
 
     /// The same with AVX-VNNI; reported as skipped (not passed) on a CPU without it.
-    @Test(.enabled(if: ByteDotKind.isAvailable(.vnni), "this CPU has no AVX-VNNI"), arguments: [GGMLType.q4_1, .q4_0, .q8_0])
+    @Test(.enabled(if: ByteDotKind.isAvailable(.vnni), "this CPU has no AVX-VNNI"), arguments: interleavedTypes)
     func interleavedRowsMatchRowMajorWithVNNI(type: GGMLType) throws {
         try checkInterleavedRows(type: type, dot: .vnni)
+    }
+
+    /// Random blocks of `type`: encoded random floats where braid has an encoder, otherwise
+    /// random bytes (every code and integer scale) with small finite fp16 scales.
+    func randomMatrixBytes(_ type: GGMLType, rows: Int, columns: Int, _ rng: inout Xoshiro256) -> [UInt8] {
+        if BlockCodec.encodable.contains(type) { return BlockCodec.encode(type, randomFloats(rows * columns, &rng)) }
+        var bytes = (0..<type.rowBytes(columns) * rows).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let halfOffsets: [Int] = switch type {
+        case .q6_K: [208]
+        case .q5_1, .q4_K, .q5_K: [0, 2]
+        default: [0]
+        }
+        for b in 0..<bytes.count / type.bytesPerBlock {
+            for o in halfOffsets {
+                let h = Float16(Float.random(in: 0.001...0.02, using: &rng)).bitPattern
+                bytes[b * type.bytesPerBlock + o] = UInt8(h & 0xFF)
+                bytes[b * type.bytesPerBlock + o + 1] = UInt8(h >> 8)
+            }
+        }
+        return bytes
     }
 
     func checkInterleavedRows(type: GGMLType, dot: ByteDotKind) throws {
         #if AVX2
         var rng = Xoshiro256(seed: UInt64(type.rawValue) + 11)
-        let rows = 40, cols = 96
-        let bytes = BlockCodec.encode(type, randomFloats(rows * cols, &rng))
+        let rows = 40, cols = type.blockSize == 256 ? 512 : 96
+        let bytes = randomMatrixBytes(type, rows: rows, columns: cols, &rng)
         let storage = PackedWeightStorage()
-        bytes.withUnsafeBytes { b in
+        try bytes.withUnsafeBytes { b in
             let plain = WeightMatrix(type: type, rows: rows, columns: cols, data: b.baseAddress!)
-            let repacked = plain.withInterleavedRows(storage)
-            var nibbles = repacked.interleaved, q8 = repacked.interleavedQ8
-            nibbles?.dot = dot
-            q8?.dot = dot
-            let packed = WeightMatrix(type: type, rows: rows, columns: cols, data: b.baseAddress!, interleaved: nibbles, interleavedQ8: q8)
-            #expect(plain.interleaved == nil && plain.interleavedQ8 == nil)
-            #expect((packed.interleaved != nil) == (type != .q8_0) && (packed.interleavedQ8 != nil) == (type == .q8_0))
-            for n in [1, 2, 3, 4, 5, 9] {
+            var groups = try #require(plain.withInterleavedRows(storage).rowGroups, "\(type) has no repacking")
+            groups.dot = dot
+            let packed = WeightMatrix(type: type, rows: rows, columns: cols, data: b.baseAddress!, rowGroups: groups)
+            #expect(plain.rowGroups == nil)
+            #expect((packed.interleaved != nil) == (type == .q4_1 || type == .q4_0))
+            for (n, superBlocks) in [(1, false), (2, false), (3, false), (4, false), (5, false), (9, false), (1, true), (6, true)] {
+                if superBlocks && type.blockSize != 256 { continue }
                 let x = randomFloats(n * cols, &rng, scale: 3)
-                let acts = QuantizedActivations(width: cols, capacity: n)
+                let acts = QuantizedActivations(width: cols, capacity: n, superBlocks: superBlocks)
                 x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, columns: n) }
                 var expected = [Float](repeating: .nan, count: n * rows)
                 expected.withUnsafeMutableBufferPointer { plain.multiply(acts, rows: 0..<rows, into: $0.baseAddress!, ldy: rows) }
+                let magnitude = expected.map(abs).max()!
                 for range in [0..<rows, 3..<37, 8..<16, 5..<7, 16..<40] {
                     var y = [Float](repeating: .nan, count: n * rows)
                     y.withUnsafeMutableBufferPointer { packed.multiply(acts, rows: range, into: $0.baseAddress!, ldy: rows) }
@@ -111,14 +135,15 @@ struct KernelTests {
                         for r in 0..<rows {
                             let got = y[c * rows + r], want = expected[c * rows + r]
                             if range.contains(r) {
-                                #expect(abs(got - want) <= 1e-5 * max(1, abs(want)), "\(type) n=\(n) \(range) c=\(c) r=\(r)")
+                                // Sums in another order: relative to the products' size.
+                                #expect(abs(got - want) <= 1e-5 * max(1, abs(want), magnitude), "\(type) n=\(n) \(range) c=\(c) r=\(r): \(got) vs \(want)")
                             } else {
                                 #expect(got.isNaN, "row \(r) outside \(range) was written")
                             }
                         }
                     }
                 }
-                guard let kernel = packed.interleaved else {
+                if case .q8 = groups {
                     // A repacked Q8_0 matrix (a tied embedding) decodes its rows as the original does.
                     var a = [Float](repeating: 0, count: cols), b = a
                     for r in [0, 13, 39] {
@@ -126,8 +151,8 @@ struct KernelTests {
                         b.withUnsafeMutableBufferPointer { packed.decodeRow(r, into: $0.baseAddress!) }
                         #expect(a == b, "row \(r)")
                     }
-                    continue
                 }
+                guard let kernel = packed.interleaved else { continue }
                 let c = n - 1
                 var y = [Float](repeating: 1, count: n * rows)
                 y.withUnsafeMutableBufferPointer { kernel.addProduct(acts, column: c, coefficient: 0.5, groups: 1..<4, into: $0.baseAddress!, ldy: rows) }
@@ -135,6 +160,64 @@ struct KernelTests {
                     let want: Float = (8..<32).contains(r) ? 1 + 0.5 * expected[c * rows + r] : 1
                     #expect(abs(y[c * rows + r] - want) <= 1e-5 * max(1, abs(want)), "addProduct r=\(r)")
                 }
+            }
+        }
+        #endif
+    }
+
+    /// GEGLU through the fp16 table equals the tanh formula evaluated per element (every fp16
+    /// input in (−10, 10), and the clamps outside).
+    @Test func gegluTableEqualsTheFormula() {
+        var inputs: [Float] = [-12, -10, 10, 11.5, 1e4, -1e4]
+        for bits in 0..<UInt16.max {
+            let x = Float(Float16(bitPattern: bits))
+            if x.isFinite, abs(x) < 10 { inputs.append(x) }
+        }
+        var gate = inputs
+        let up = [Float](repeating: 1, count: inputs.count)
+        gate.withUnsafeMutableBufferPointer { g in up.withUnsafeBufferPointer { Ops.geglu(g.baseAddress!, $0.baseAddress!, count: inputs.count) } }
+        var mismatches = 0
+        for (i, x) in inputs.enumerated() {
+            let want: Float
+            if x <= -10 { want = 0 } else if x >= 10 { want = x } else {
+                let inner: Float = 0.797_884_560_802_865_4 * x * (1 + 0.044715 * x * x)
+                want = Float(Float16(0.5 * x * (1 + tanhf(inner))))
+            }
+            if gate[i].bitPattern != want.bitPattern { mismatches += 1 }
+        }
+        #expect(mismatches == 0)
+        #expect(inputs.count > 30_000)
+    }
+
+    /// The repacked kernels at a real projection's shape (Gemma 3's ffn_up: 2,048 rows of 640;
+    /// ffn_down: 640 rows of 2,048) with activations that have a few large outliers, as real
+    /// hidden states do: one column (decode) and 64 (prefill) equal the row-major products.
+    @Test(arguments: [GGMLType.q5_0, .q4_K, .q6_K, .q8_0])
+    func interleavedRowsMatchAtModelShapes(type: GGMLType) throws {
+        #if AVX2
+        var rng = Xoshiro256(seed: UInt64(type.rawValue) + 77)
+        let (rows, cols) = type.blockSize == 256 ? (640, 2048) : (2048, 640)
+        let bytes = randomMatrixBytes(type, rows: rows, columns: cols, &rng)
+        let storage = PackedWeightStorage()
+        try bytes.withUnsafeBytes { b in
+            let plain = WeightMatrix(type: type, rows: rows, columns: cols, data: b.baseAddress!)
+            let packed = plain.withInterleavedRows(storage)
+            try #require(packed.rowGroups != nil)
+            for n in [1, 64] {
+                var x = randomFloats(n * cols, &rng)
+                for _ in 0..<n * 4 { x[Int.random(in: 0..<x.count, using: &rng)] *= 300 }
+                let acts = QuantizedActivations(width: cols, capacity: n, superBlocks: type.blockSize == 256)
+                x.withUnsafeBufferPointer { acts.quantize($0.baseAddress!, columns: n) }
+                var want = [Float](repeating: .nan, count: n * rows), got = want
+                want.withUnsafeMutableBufferPointer { plain.multiply(acts, rows: 0..<rows, into: $0.baseAddress!, ldy: rows) }
+                got.withUnsafeMutableBufferPointer { packed.multiply(acts, rows: 0..<rows, into: $0.baseAddress!, ldy: rows) }
+                var worst: Float = 0, scale: Float = 0
+                for i in 0..<n * rows {
+                    worst = max(worst, abs(got[i] - want[i]))
+                    scale = max(scale, abs(want[i]))
+                }
+                print("\(type.name) n=\(n): largest difference \(worst), largest product \(scale)")
+                #expect(worst <= 1e-5 * scale, "\(type.name) n=\(n)")
             }
         }
         #endif

@@ -86,6 +86,7 @@ public enum Ops {
     /// below −10 and the identity above 10.
     @inline(__always)
     public static func geglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count n: Int) {
+        let table = geluTable
         for i in 0..<n {
             let g = gate[i]
             let value: Float
@@ -94,13 +95,23 @@ public enum Ops {
             } else if g >= 10 {
                 value = g
             } else {
-                let x = Float(Float16(g))
-                let inner: Float = 0.797_884_560_802_865_4 * x * (1 + 0.044715 * x * x)
-                value = Float(Float16(0.5 * x * (1 + tanhf(inner))))
+                value = Float(Float16(bitPattern: table[Int(Float16(g).bitPattern)]))
             }
             gate[i] = value * up[i]
         }
     }
+
+    /// GELU (tanh form) of every fp16 value, as fp16 bits: one look-up instead of a tanh per element.
+    /// nonisolated(unsafe): written once by the lazy initialiser, read-only afterwards.
+    nonisolated(unsafe) static let geluTable: UnsafePointer<UInt16> = {
+        let table = UnsafeMutablePointer<UInt16>.allocate(capacity: 1 << 16)
+        for bits in 0..<(1 << 16) {
+            let x = Float(Float16(bitPattern: UInt16(bits)))
+            let inner: Float = 0.797_884_560_802_865_4 * x * (1 + 0.044715 * x * x)
+            table[bits] = Float16(0.5 * x * (1 + tanhf(inner))).bitPattern
+        }
+        return UnsafePointer(table)
+    }()
 
     /// x ← x + y
     @inline(__always)

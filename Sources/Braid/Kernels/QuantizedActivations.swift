@@ -16,6 +16,8 @@ public final class QuantizedActivations: @unchecked Sendable {
     let exactSums: UnsafeMutablePointer<Float>
     /// d·Σq over each half block of 16 (the min terms of formats with a min per 16 elements).
     let halves: UnsafeMutablePointer<Float>
+    /// Σq over each half block of 16, exact (formats whose codes carry an offset subtract it in integers).
+    let halfCounts: UnsafeMutablePointer<Int32>
     /// The same columns quantised as llama.cpp's Q8_K, which its K-quant products use: one
     /// float scale per 256 values (d = max/−127 of the value of largest magnitude), kept per
     /// block of 32 so that kernels index it like `d`; and d·Σq per 16 values. Made only when
@@ -24,6 +26,7 @@ public final class QuantizedActivations: @unchecked Sendable {
     let superQs: UnsafeMutablePointer<Int8>
     let superScales: UnsafeMutablePointer<Float>
     let superHalves: UnsafeMutablePointer<Float>
+    let superHalfCounts: UnsafeMutablePointer<Int32>
     /// The float activations the blocks were made from (F16/F32 weights multiply these).
     public private(set) var floats: UnsafePointer<Float>?
     /// Lookup tables of the same columns for 1-bit products, made by `buildSignTables`.
@@ -37,6 +40,7 @@ public final class QuantizedActivations: @unchecked Sendable {
         superQs = .allocate(capacity: width * superCount)
         superScales = .allocate(capacity: width / 32 * superCount)
         superHalves = .allocate(capacity: width / 16 * superCount)
+        superHalfCounts = .allocate(capacity: width / 16 * superCount)
         self.width = width
         self.capacity = capacity
         blocksPerColumn = width / 32
@@ -45,6 +49,7 @@ public final class QuantizedActivations: @unchecked Sendable {
         sums = .allocate(capacity: blocksPerColumn * capacity)
         exactSums = .allocate(capacity: blocksPerColumn * capacity)
         halves = .allocate(capacity: 2 * blocksPerColumn * capacity)
+        halfCounts = .allocate(capacity: 2 * blocksPerColumn * capacity)
         signTables = SignTables(width: width, capacity: capacity)
     }
 
@@ -54,9 +59,11 @@ public final class QuantizedActivations: @unchecked Sendable {
         sums.deallocate()
         exactSums.deallocate()
         halves.deallocate()
+        halfCounts.deallocate()
         superQs.deallocate()
         superScales.deallocate()
         superHalves.deallocate()
+        superHalfCounts.deallocate()
     }
 
     @inline(__always) func q(_ column: Int) -> UnsafePointer<Int8> { UnsafePointer(qs + column * width) }
@@ -67,10 +74,15 @@ public final class QuantizedActivations: @unchecked Sendable {
 
     @inline(__always) func halfSums(_ column: Int) -> UnsafePointer<Float> { UnsafePointer(halves + column * 2 * blocksPerColumn) }
 
+    @inline(__always) func halfCounts(_ column: Int) -> UnsafePointer<Int32> { UnsafePointer(halfCounts + column * 2 * blocksPerColumn) }
+
     /// Column `c`'s Q8_K values, scales (per 32) and d·Σq per 16 (requires `superBlocks`).
     @inline(__always) func superColumn(_ c: Int) -> (q: UnsafePointer<Int8>, d: UnsafePointer<Float>, halves: UnsafePointer<Float>) {
         (UnsafePointer(superQs + c * width), UnsafePointer(superScales + c * blocksPerColumn), UnsafePointer(superHalves + c * 2 * blocksPerColumn))
     }
+
+    /// Column `c`'s Q8_K Σq per 16 (requires `superBlocks`).
+    @inline(__always) func superHalfCounts(_ c: Int) -> UnsafePointer<Int32> { UnsafePointer(superHalfCounts + c * 2 * blocksPerColumn) }
 
     /// Quantises `columns` vectors stored one after another (stride `width`) at `x`.
     public func quantize(_ x: UnsafePointer<Float>, columns: Int) {
@@ -101,6 +113,8 @@ public final class QuantizedActivations: @unchecked Sendable {
             for j in 0..<16 { first &+= Int32(q[j]) }
             halves[2 * i] = scales[i] * Float(first)
             halves[2 * i + 1] = scales[i] * Float(sum &- first)
+            halfCounts[2 * i] = first
+            halfCounts[2 * i + 1] = sum &- first
         }
         if superBlocks { quantizeSuperBlocks(c) }
     }
@@ -125,6 +139,7 @@ public final class QuantizedActivations: @unchecked Sendable {
                 var sum: Int32 = 0
                 for j in 0..<16 { sum &+= Int32(q[16 * h + j]) }
                 superHalves[c * 2 * blocksPerColumn + b * 16 + h] = d * Float(sum)
+                superHalfCounts[c * 2 * blocksPerColumn + b * 16 + h] = sum
             }
         }
     }

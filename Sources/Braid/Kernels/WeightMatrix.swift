@@ -9,44 +9,39 @@ public struct WeightMatrix: @unchecked Sendable {
     public let columns: Int
     public let data: UnsafeRawPointer
     public let rowBytes: Int
-    /// The same weights repacked eight rows at a time for `multiply` (Q4_1 and Q4_0 base
-    /// matrices); `data` stays the reference for everything that reads rows.
-    public let interleaved: InterleavedNibbles?
-    /// The same for a Q8_0 matrix (the LM head).
-    public let interleavedQ8: InterleavedQ8?
+    /// The same weights repacked eight rows at a time for `multiply` (base matrices of the
+    /// formats that have such a layout); `data` stays the reference for everything that reads rows.
+    public let rowGroups: RowGroups?
 
-    public init(type: GGMLType, rows: Int, columns: Int, data: UnsafeRawPointer, interleaved: InterleavedNibbles? = nil,
-                interleavedQ8: InterleavedQ8? = nil) {
+    public init(type: GGMLType, rows: Int, columns: Int, data: UnsafeRawPointer, rowGroups: RowGroups? = nil) {
         self.type = type
         self.rows = rows
         self.columns = columns
         self.data = data
         rowBytes = type.rowBytes(columns)
-        self.interleaved = interleaved
-        self.interleavedQ8 = interleavedQ8
+        self.rowGroups = rowGroups
+    }
+
+    /// The Q4 repacking (which also adds dense task-vector terms), if this matrix has it.
+    public var interleaved: InterleavedNibbles? {
+        if case .nibbles(let packed) = rowGroups { return packed }
+        return nil
     }
 
     /// This matrix with an interleaved copy for `multiply` made in `storage`, where its
     /// encoding has one; the original's pages are then released from `map` if it holds them.
     public func withInterleavedRows(_ storage: PackedWeightStorage, releasing map: MappedFile? = nil) -> WeightMatrix {
         #if AVX2
-        guard interleaved == nil, interleavedQ8 == nil else { return self }
-        var copy = self
-        if let count = InterleavedNibbles.byteCount(self) {
-            copy = WeightMatrix(type: type, rows: rows, columns: columns, data: data,
-                                interleaved: InterleavedNibbles(packing: self, into: storage.allocate(count), releasing: map))
-        } else if let count = InterleavedQ8.byteCount(self) {
-            copy = WeightMatrix(type: type, rows: rows, columns: columns, data: data,
-                                interleavedQ8: InterleavedQ8(packing: self, into: storage.allocate(count), releasing: map))
-        } else {
-            return self
-        }
+        guard rowGroups == nil, let packed = RowGroups(packing: self, storage, releasing: map) else { return self }
         map?.release(data, count: byteCount)
-        return copy
+        return WeightMatrix(type: type, rows: rows, columns: columns, data: data, rowGroups: packed)
         #else
         return self
         #endif
     }
+
+    /// The same matrix read row by row (rows outside whole groups).
+    private var rowMajor: WeightMatrix { WeightMatrix(type: type, rows: rows, columns: columns, data: data) }
 
     @inline(__always) public func row(_ r: Int) -> UnsafeRawPointer { data + r &* rowBytes }
 
@@ -55,7 +50,7 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// Decodes row `r` into `dst` (`columns` floats).
     public func decodeRow(_ r: Int, into dst: UnsafeMutablePointer<Float>) {
-        if let packed = interleavedQ8 { return packed.decodeRow(r, into: dst) }
+        if case .q8(let packed) = rowGroups { return packed.decodeRow(r, into: dst) }
         BlockCodec.decode(type, row(r), into: dst, count: columns)
     }
 
@@ -75,16 +70,15 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Quantised weights use the 8-bit activations, float weights the float ones.
     public func multiply(_ x: QuantizedActivations, rows rowRange: Range<Int>, into y: UnsafeMutablePointer<Float>, ldy: Int) {
         let n = x.columns
-        if interleaved != nil || interleavedQ8 != nil {
+        if let packed = rowGroups, packed.reads(x) {
             // Whole groups of 8 rows interleaved; rows outside them (a range not on group
             // boundaries) row by row.
-            let g = InterleavedNibbles.groupRows
+            let g = RowGroups.rows
             let lo = min(rowRange.upperBound, (rowRange.lowerBound + g - 1) / g * g)
             let hi = max(lo, rowRange.upperBound / g * g)
-            if rowRange.lowerBound < lo { WeightMatrix(type: type, rows: rows, columns: columns, data: data).multiply(x, rows: rowRange.lowerBound..<lo, into: y, ldy: ldy) }
-            interleaved?.multiply(x, groups: lo / g..<hi / g, into: y, ldy: ldy)
-            interleavedQ8?.multiply(x, groups: lo / g..<hi / g, into: y, ldy: ldy)
-            if hi < rowRange.upperBound { WeightMatrix(type: type, rows: rows, columns: columns, data: data).multiply(x, rows: hi..<rowRange.upperBound, into: y, ldy: ldy) }
+            if rowRange.lowerBound < lo { rowMajor.multiply(x, rows: rowRange.lowerBound..<lo, into: y, ldy: ldy) }
+            packed.multiply(x, groups: lo / g..<hi / g, into: y, ldy: ldy)
+            if hi < rowRange.upperBound { rowMajor.multiply(x, rows: hi..<rowRange.upperBound, into: y, ldy: ldy) }
             return
         }
         switch type {
@@ -159,6 +153,63 @@ public struct WeightMatrix: @unchecked Sendable {
                 y[c &* ldy &+ r] = DotKernels.nibbleDot(w, x, c, B.self)
                 c += 1
             }
+        }
+    }
+}
+
+/// A matrix's weights repacked eight rows at a time, in the layout of its encoding.
+public enum RowGroups: Sendable {
+    case nibbles(InterleavedNibbles)
+    case q8(InterleavedQ8)
+    case codes(InterleavedCodes)
+
+    public static let rows = 8
+
+    /// The repacked copy of `w` in `storage`, for an encoding that has one.
+    init?(packing w: WeightMatrix, _ storage: PackedWeightStorage, releasing map: MappedFile?) {
+        if let count = InterleavedNibbles.byteCount(w) {
+            self = .nibbles(InterleavedNibbles(packing: w, into: storage.allocate(count), releasing: map))
+        } else if let count = InterleavedQ8.byteCount(w) {
+            self = .q8(InterleavedQ8(packing: w, into: storage.allocate(count), releasing: map))
+        } else if let count = InterleavedCodes.byteCount(w) {
+            self = .codes(InterleavedCodes(packing: w, into: storage.allocate(count), releasing: map))
+        } else {
+            return nil
+        }
+    }
+
+    /// How the kernels sum byte products.
+    public var dot: ByteDotKind {
+        get {
+            switch self {
+            case .nibbles(let p): return p.dot
+            case .q8(let p): return p.dot
+            case .codes(let p): return p.dot
+            }
+        }
+        set {
+            switch self {
+            case .nibbles(var p): p.dot = newValue; self = .nibbles(p)
+            case .q8(var p): p.dot = newValue; self = .q8(p)
+            case .codes(var p): p.dot = newValue; self = .codes(p)
+            }
+        }
+    }
+
+    /// Whether the kernel takes these activations (a K-quant's needs their Q8_K copy, which a
+    /// model with K-quant matrices always makes; others fall back to the row-major kernel).
+    func reads(_ x: QuantizedActivations) -> Bool {
+        if case .codes(let p) = self { return p.layout.superSize == 32 || x.superBlocks }
+        return true
+    }
+
+    /// y[c·ldy + r] = W[r]·x[c] for the rows of `groups` and every column of `x`.
+    @inline(__always)
+    func multiply(_ x: QuantizedActivations, groups: Range<Int>, into y: UnsafeMutablePointer<Float>, ldy: Int) {
+        switch self {
+        case .nibbles(let p): p.multiply(x, groups: groups, into: y, ldy: ldy)
+        case .q8(let p): p.multiply(x, groups: groups, into: y, ldy: ldy)
+        case .codes(let p): p.multiply(x, groups: groups, into: y, ldy: ldy)
         }
     }
 }

@@ -3,11 +3,19 @@ import _Builtin_intrinsics.intel
 #endif
 
 /// Q5_0: blocks of 32, fp16 d, 32 high bits, 16 bytes of low nibbles; w = d·(q − 16).
-enum Q5_0Format: UnpackedFormat {
+enum Q5_0Format: InterleavableFormat {
     static var blockSize: Int { 32 }
     static var blockBytes: Int { 22 }
     static var signedCodes: Bool { true }
     static var hasMins: Bool { false }
+    static var codeBits: Int { 5 }
+    static var codeOffset: Int { 16 }
+    static var subScales: Bool { false }
+
+    @inline(__always)
+    static func scaleIntegers(_ blk: UnsafeRawPointer) -> (d: UInt16, dmin: UInt16, sc: SIMD16<Int8>, m: SIMD16<UInt8>) {
+        (blk.loadUnaligned(as: UInt16.self), 0, SIMD16(), SIMD16())
+    }
 
     @inline(__always)
     static func unpack(_ blk: UnsafeRawPointer, codes: UnsafeMutablePointer<UInt8>,

@@ -1,9 +1,17 @@
 /// Q5_1: blocks of 32, fp16 d and m, 32 high bits, 16 bytes of low nibbles; w = d·q + m.
-enum Q5_1Format: UnpackedFormat {
+enum Q5_1Format: InterleavableFormat {
     static var blockSize: Int { 32 }
     static var blockBytes: Int { 24 }
     static var signedCodes: Bool { false }
     static var hasMins: Bool { true }
+    static var codeBits: Int { 5 }
+    static var codeOffset: Int { 0 }
+    static var subScales: Bool { false }
+
+    @inline(__always)
+    static func scaleIntegers(_ blk: UnsafeRawPointer) -> (d: UInt16, dmin: UInt16, sc: SIMD16<Int8>, m: SIMD16<UInt8>) {
+        (blk.loadUnaligned(as: UInt16.self), blk.loadUnaligned(fromByteOffset: 2, as: UInt16.self), SIMD16(), SIMD16())
+    }
 
     @inline(__always)
     static func unpack(_ blk: UnsafeRawPointer, codes: UnsafeMutablePointer<UInt8>,

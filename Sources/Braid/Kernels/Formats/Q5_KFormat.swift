@@ -1,9 +1,17 @@
 /// Q5_K: Q4_K's scales and nibbles plus 32 bytes of fifth bits; w = d·sc·q − dmin·m per 32.
-enum Q5_KFormat: UnpackedFormat {
+enum Q5_KFormat: InterleavableFormat {
     static var blockSize: Int { 256 }
     static var blockBytes: Int { 176 }
     static var signedCodes: Bool { false }
     static var hasMins: Bool { true }
+    static var codeBits: Int { 5 }
+    static var codeOffset: Int { 0 }
+    static var subScales: Bool { true }
+
+    @inline(__always)
+    static func scaleIntegers(_ blk: UnsafeRawPointer) -> (d: UInt16, dmin: UInt16, sc: SIMD16<Int8>, m: SIMD16<UInt8>) {
+        KQuantScales.integers(blk)
+    }
 
     @inline(__always)
     static func unpack(_ blk: UnsafeRawPointer, codes: UnsafeMutablePointer<UInt8>,

@@ -1,10 +1,18 @@
 /// Q6_K: super-blocks of 256 — 128 bytes of low nibbles, 64 bytes of high bit pairs, 16 int8
 /// scales, fp16 d; w = d·sc·(q − 32) per 16 elements.
-enum Q6_KFormat: UnpackedFormat {
+enum Q6_KFormat: InterleavableFormat {
     static var blockSize: Int { 256 }
     static var blockBytes: Int { 210 }
     static var signedCodes: Bool { true }
     static var hasMins: Bool { false }
+    static var codeBits: Int { 6 }
+    static var codeOffset: Int { 32 }
+    static var subScales: Bool { true }
+
+    @inline(__always)
+    static func scaleIntegers(_ blk: UnsafeRawPointer) -> (d: UInt16, dmin: UInt16, sc: SIMD16<Int8>, m: SIMD16<UInt8>) {
+        (blk.loadUnaligned(fromByteOffset: 208, as: UInt16.self), 0, blk.loadUnaligned(fromByteOffset: 192, as: SIMD16<Int8>.self), SIMD16())
+    }
 
     @inline(__always)
     static func unpack(_ blk: UnsafeRawPointer, codes: UnsafeMutablePointer<UInt8>,
