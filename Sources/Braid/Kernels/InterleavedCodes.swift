@@ -97,25 +97,30 @@ public struct InterleavedCodes: @unchecked Sendable {
                         }
                         format.unpack(blk, codes: codes, scales: scales, mins: mins)
                         for b in 0..<l.superSize / 32 {
-                            let block = dst + l.codes + b * l.blockBytes
-                            func code(_ k: Int) -> UInt8 { codes[32 * b + k] &+ UInt8(l.offset) }
-                            for j in 0..<4 {
-                                for i in 0..<4 {
-                                    let lo = code(8 * j + i), hi = code(8 * j + 4 + i), p = 4 * r + i
-                                    block.storeBytes(of: lo & 15 | (hi & 15) << 4, toByteOffset: 32 * j + p, as: UInt8.self)
-                                    for plane in 0..<l.bits - 4 {
-                                        let at = 128 + 32 * plane + p
-                                        let bitLo = (lo >> (4 + plane)) & 1, bitHi = (hi >> (4 + plane)) & 1
-                                        let old = block.load(fromByteOffset: at, as: UInt8.self)
-                                        let mask = ~(UInt8(1) << (2 * j) | UInt8(1) << (2 * j + 1))
-                                        block.storeBytes(of: old & mask | bitLo << (2 * j) | bitHi << (2 * j + 1), toByteOffset: at, as: UInt8.self)
-                                    }
-                                }
-                            }
+                            Self.storeCodes(codes + 32 * b, row: r, offset: UInt8(l.offset), planes: l.bits - 4,
+                                            into: dst + l.codes + b * l.blockBytes)
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// Stores row r's 32 codes of a block (signed ones made unsigned) in the block's nibble
+    /// vectors and high planes: code 8j + i in the low nibble of byte 32j + 4r + i of the
+    /// nibbles, code 8j + 4 + i in its high nibble; their bits 4 + p as bits 2j and 2j + 1 of
+    /// byte 4r + i of plane p.
+    static func storeCodes(_ codes: UnsafePointer<UInt8>, row r: Int, offset: UInt8, planes: Int, into block: UnsafeMutableRawPointer) {
+        for i in 0..<4 {
+            var high: (UInt8, UInt8) = (0, 0)
+            for j in 0..<4 {
+                let lo = codes[8 * j + i] &+ offset, hi = codes[8 * j + 4 + i] &+ offset
+                block.storeBytes(of: lo & 15 | (hi & 15) << 4, toByteOffset: 32 * j + 4 * r + i, as: UInt8.self)
+                high.0 |= (lo >> 4 & 1) << (2 * j) | (hi >> 4 & 1) << (2 * j + 1)
+                high.1 |= (lo >> 5 & 1) << (2 * j) | (hi >> 5 & 1) << (2 * j + 1)
+            }
+            if planes > 0 { block.storeBytes(of: high.0, toByteOffset: 128 + 4 * r + i, as: UInt8.self) }
+            if planes > 1 { block.storeBytes(of: high.1, toByteOffset: 160 + 4 * r + i, as: UInt8.self) }
         }
     }
 

@@ -46,9 +46,7 @@ public struct InterleavedQ8: @unchecked Sendable {
                     let blk = w.row(g * rowsPerGroup + r) + b * 34
                     out.storeBytes(of: blk.loadUnaligned(as: UInt16.self), toByteOffset: 2 * r, as: UInt16.self)
                     for j in 0..<8 {
-                        for i in 0..<4 {
-                            out.storeBytes(of: blk.load(fromByteOffset: 2 + 4 * j + i, as: UInt8.self), toByteOffset: 16 + 32 * j + 4 * r + i, as: UInt8.self)
-                        }
+                        out.storeBytes(of: blk.loadUnaligned(fromByteOffset: 2 + 4 * j, as: UInt32.self), toByteOffset: 16 + 32 * j + 4 * r, as: UInt32.self)
                     }
                 }
             }
