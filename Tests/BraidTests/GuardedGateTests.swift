@@ -107,4 +107,32 @@ struct GuardedGateTests {
         }
         #expect(chosen.count >= 2)
     }
+
+    /// The default rule is decided by the router alone, so the decoder runs one stream: the
+    /// tuned one at r ≥ ½, the base's below; its logits are then exactly that stream's, and no
+    /// sequence carries a base cache.
+    @Test func defaultRuleRunsOneStream() throws {
+        #expect(GuardedGate.selected.decidesByRouterAlone)
+        #expect(!GuardedGate(routerSure: 0.5, tunedSure: 0.99, baseSure: 1.01, disagreementMix: 0).decidesByRouterAlone)
+        let (model, vectors) = try InterweaveTests().tiny()
+        let route = Route([(vectors[0], 1)])
+        let prompt: [Int32] = [3, 17, 42, 8], steps: [Int32] = [11, 64, 2, 90]
+        let t = InterweaveTests()
+        let base = try t.run(StreamDecoder(model: model, gate: nil), route: .base, prompt: prompt, steps: steps)
+        let tuned = try t.run(StreamDecoder(model: model, gate: nil), route: route, prompt: prompt, steps: steps)
+        let decoder = StreamDecoder(model: model, gate: .guarded(.selected))
+        #expect(!decoder.twoStreams && decoder.maxSequences == model.maxBatch)
+        for (prior, expected) in [(Float(0.2), base), (0.7, tuned)] {
+            let effective = decoder.route(for: route, prior: prior)
+            #expect(effective.isBase == (prior < 0.5))
+            let s = decoder.makeSequence(capacity: 32, route: effective, prior: prior)
+            #expect(s.baseCache == nil)
+            var out = [Array(try decoder.prefill(s, prompt))]
+            for k in steps {
+                try decoder.step([s], [k])
+                out.append(Array(decoder.logits(0)))
+            }
+            #expect(out == expected, "prior \(prior)")
+        }
+    }
 }

@@ -24,7 +24,7 @@ public struct BaseAgreement {
 
     /// Adds one prompt's steps (template applied) decoded with `route` by `decoder` (its gate) to `tally`.
     public func measure(_ prompt: [Int32], route: Route, prior: Float, decoder: StreamDecoder, into tally: inout Tally) throws {
-        let sequence = decoder.makeSequence(capacity: prompt.count + maxTokens + 1, route: route, prior: prior)
+        let sequence = decoder.makeSequence(capacity: prompt.count + maxTokens + 1, route: decoder.route(for: route, prior: prior), prior: prior)
         let baseCache = model.makeCache(capacity: prompt.count + maxTokens + 1)
         var mode = Array(try decoder.prefill(sequence, prompt, queryStart: Generator.queryStart(prompt, marker: tokenizer.id(of: "<|im_start|>"))))
         var base = Array(try model.prefill(prompt, cache: baseCache))

@@ -82,14 +82,14 @@ public final class BatchRunner {
         func start(_ i: Int) throws -> Slot? {
             let sequence = spare.removeLast()
             sequence.reset()
-            sequence.route = requests[i].route
+            sequence.route = decoder.route(for: requests[i].route, prior: requests[i].prior)
             sequence.prior = requests[i].prior
             started[i] = now()
             let prompt = requests[i].prompt
             if shared >= 8 {
-                let label = requests[i].route.label
+                let label = sequence.route.label
                 if prefixes[label] == nil {
-                    let p = decoder.makeSequence(capacity: shared, route: requests[i].route)
+                    let p = decoder.makeSequence(capacity: shared, route: sequence.route)
                     try decoder.prefill(p, Array(prompt[..<shared]))
                     prefixes[label] = p
                 }

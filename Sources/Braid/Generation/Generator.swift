@@ -42,6 +42,8 @@ public final class Generator: @unchecked Sendable {
         stats.promptTokens = prompt.count
         stats.seed = sampling.seed
 
+        // What is computed: a gate the router alone decides runs one stream, maybe the base's.
+        let route = decoder.route(for: route, prior: prior)
         if route.label != cachedRoute {
             reset()
             cachedRoute = route.label

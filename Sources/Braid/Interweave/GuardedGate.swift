@@ -39,6 +39,11 @@ public struct GuardedGate: Sendable, Equatable {
     /// Which stream's head runs first: the tuned one inside the task (r ≥ ½).
     public func tunedFirst(prior r: Float) -> Bool { r >= 0.5 }
 
+    /// True when the router's probability alone decides every token (the tuned stream writes
+    /// when r ≥ ½, the base otherwise): the other stream is then never read, so it is not run.
+    /// The selected default is such a rule.
+    public var decidesByRouterAlone: Bool { routerSure <= 0.5 && tunedSure <= 0 }
+
     /// The choice from the favoured stream's confidence alone, or nil when the other stream's head is needed.
     public func choose(prior r: Float, favoured: StreamConfidence) -> Choice? {
         guard tunedFirst(prior: r) else { return .base }

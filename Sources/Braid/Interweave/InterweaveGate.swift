@@ -49,6 +49,13 @@ public enum InterweaveGate: Sendable {
         }
     }
 
+    /// Whether the gate reads the base stream beside the tuned one (a guarded rule that the
+    /// router's probability alone decides does not: its sequences run as one stream).
+    public var needsBaseStream: Bool {
+        if case .guarded(let rule) = self { return !rule.decidesByRouterAlone }
+        return true
+    }
+
     /// Whether the gate reads the router's probability of the route.
     public var needsPrior: Bool {
         switch self {

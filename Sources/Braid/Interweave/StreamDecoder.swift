@@ -56,9 +56,13 @@ public final class StreamDecoder: @unchecked Sendable {
     private var outputsMixed = false
     private var gateValues: [Float]
 
+    /// Whether interweaved sequences run a base stream beside the tuned one.
+    public let twoStreams: Bool
+
     public init(model: LlamaModel, gate: InterweaveGate?) {
         self.model = model
         self.gate = gate
+        twoStreams = gate?.needsBaseStream ?? false
         mixed = .allocate(capacity: model.maxBatch * model.config.vocabularySize)
         otherHidden = .allocate(capacity: 2 * model.maxBatch * model.config.embeddingLength)
         gateValues = [Float](repeating: 0, count: model.config.embeddingLength)
@@ -70,10 +74,20 @@ public final class StreamDecoder: @unchecked Sendable {
     }
 
     /// Sequences decoded together at most (an interweaved one takes two columns).
-    public var maxSequences: Int { gate == nil ? model.maxBatch : model.maxBatch / 2 }
+    public var maxSequences: Int { twoStreams ? model.maxBatch / 2 : model.maxBatch }
+
+    /// The route a sequence runs for a query routed to `route` with the router's probability
+    /// `prior`: under a gate the router alone decides (the default guarded rule), the base
+    /// when r < ½ — the stream that rule would let write every token — and `route` otherwise.
+    /// Callers set this as the sequence's route, so that caches and shared prefixes are keyed by
+    /// what is actually computed.
+    public func route(for route: Route, prior: Float) -> Route {
+        if case .guarded(let rule) = gate, rule.decidesByRouterAlone, !rule.tunedFirst(prior: prior) { return .base }
+        return route
+    }
 
     public func makeSequence(capacity: Int, route: Route = .base, prior: Float = 0.5) -> DecodeSequence {
-        DecodeSequence(cache: model.makeCache(capacity: capacity), baseCache: gate == nil ? nil : model.makeCache(capacity: capacity),
+        DecodeSequence(cache: model.makeCache(capacity: capacity), baseCache: twoStreams ? model.makeCache(capacity: capacity) : nil,
                        route: route, prior: prior)
     }
 
@@ -87,7 +101,7 @@ public final class StreamDecoder: @unchecked Sendable {
     /// The learned gate's query summaries are the mean over `tokens[queryStart...]`.
     @discardableResult
     public func prefill(_ s: DecodeSequence, _ tokens: [Int32], queryStart: Int = 0) throws -> UnsafeBufferPointer<Float> {
-        guard let gate, s.isInterweaved else {
+        guard let gate, twoStreams, s.isInterweaved else {
             outputsMixed = false
             return try model.prefill(tokens, cache: s.cache, route: s.route)
         }
@@ -109,7 +123,7 @@ public final class StreamDecoder: @unchecked Sendable {
         var entries: [BatchEntry] = []
         var columns: [(Int, Int?)] = []
         for (s, t) in zip(seqs, tokens) {
-            if gate != nil && s.isInterweaved {
+            if twoStreams && s.isInterweaved {
                 columns.append((entries.count, entries.count + 1))
                 entries.append(BatchEntry(token: t, position: s.baseCache!.count, cache: s.baseCache!, route: .base))
             } else {
@@ -117,7 +131,7 @@ public final class StreamDecoder: @unchecked Sendable {
             }
             entries.append(BatchEntry(token: t, position: s.cache.count, cache: s.cache, route: s.route))
         }
-        if gate == nil {
+        if !twoStreams {
             try model.forward(entries, outputs: Array(entries.indices))
             outputsMixed = false
             return

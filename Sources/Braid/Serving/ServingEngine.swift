@@ -267,14 +267,13 @@ public final class ServingEngine: @unchecked Sendable {
             guard request.prompt.count < configuration.contextSize else {
                 throw ServingFailure.invalid(BraidError.promptTooLong(tokens: request.prompt.count, context: configuration.contextSize).description)
             }
-            let twoStreams = decoder.gate != nil
-            let sequence = spare[twoStreams]?.popLast() ?? decoder.makeSequence(capacity: configuration.contextSize)
+            let sequence = spare[decoder.twoStreams]?.popLast() ?? decoder.makeSequence(capacity: configuration.contextSize)
             sequence.reset()
-            sequence.route = route
+            sequence.route = decoder.route(for: route, prior: prior)
             sequence.prior = prior
             let queryStart = Generator.queryStart(request.prompt, marker: marker)
             var skip = 0
-            if let prefix = try sharedPrefix(request.prompt, route: route, decoder: decoder, queryStart: queryStart) {
+            if let prefix = try sharedPrefix(request.prompt, route: sequence.route, decoder: decoder, queryStart: queryStart) {
                 sequence.copyPrefix(from: prefix.sequence, count: prefix.tokens.count)
                 skip = prefix.tokens.count
             }
@@ -310,7 +309,7 @@ public final class ServingEngine: @unchecked Sendable {
         for key in order {
             let group = groups[key]!
             do {
-                tokens += try group[0].decoder.gate == nil ? stepSingle(group) : stepInterweaved(group)
+                tokens += try group[0].decoder.twoStreams ? stepInterweaved(group) : stepSingle(group)
             } catch {
                 for s in group where active.contains(where: { $0 === s }) {
                     release(s, failed: true)
@@ -408,7 +407,7 @@ public final class ServingEngine: @unchecked Sendable {
 
     private func release(_ s: ActiveSequence, failed: Bool) {
         active.removeAll { $0 === s }
-        spare[s.decoder.gate != nil, default: []].append(s.sequence)
+        spare[s.decoder.twoStreams, default: []].append(s.sequence)
         shared.withLock {
             $0.snapshot.active = active.count
             if failed { $0.snapshot.failed += 1 } else { $0.snapshot.finished += 1 }
