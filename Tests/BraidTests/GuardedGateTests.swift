@@ -57,15 +57,23 @@ struct GuardedGateTests {
         #expect(try InterweaveGate.parse("fixed:0.5")?.needsPrior == false)
     }
 
-    /// Per step and per prior, the decoder's logits are the tuned stream's, the base's or the
-    /// fixed mix's — whichever the rule picks from the two streams' own logits — alone and batched.
-    @Test func decoderWritesWhatTheRuleChose() throws {
+    /// A tiny model, a route to its first vector, a prompt, the tokens fed after it, and the
+    /// logits of the base and the tuned stream alone at every step.
+    func streams() throws -> (LlamaModel, Route, [Int32], [Int32], [[Float]], [[Float]]) {
         let (model, vectors) = try InterweaveTests().tiny()
         let route = Route([(vectors[0], 1)])
         let prompt: [Int32] = [3, 17, 42, 8], steps: [Int32] = [11, 64, 2, 90]
         let t = InterweaveTests()
         let base = try t.run(StreamDecoder(model: model, gate: nil), route: .base, prompt: prompt, steps: steps)
         let tuned = try t.run(StreamDecoder(model: model, gate: nil), route: route, prompt: prompt, steps: steps)
+        return (model, route, prompt, steps, base, tuned)
+    }
+
+    /// Per step and per prior, the decoder's logits are the tuned stream's, the base's or the
+    /// fixed mix's — whichever the rule picks from the two streams' own logits — alone and batched.
+    @Test func decoderWritesWhatTheRuleChose() throws {
+        let (model, route, prompt, steps, base, tuned) = try streams()
+        let t = InterweaveTests()
         // Thresholds at the tiny model's own confidences, so every branch is taken somewhere.
         let tops = tuned.map { $0.withUnsafeBufferPointer { StreamConfidence(logits: $0).top } }.sorted()
         let baseTops = base.map { $0.withUnsafeBufferPointer { StreamConfidence(logits: $0).top } }.sorted()
@@ -114,12 +122,7 @@ struct GuardedGateTests {
     @Test func defaultRuleRunsOneStream() throws {
         #expect(GuardedGate.selected.decidesByRouterAlone)
         #expect(!GuardedGate(routerSure: 0.5, tunedSure: 0.99, baseSure: 1.01, disagreementMix: 0).decidesByRouterAlone)
-        let (model, vectors) = try InterweaveTests().tiny()
-        let route = Route([(vectors[0], 1)])
-        let prompt: [Int32] = [3, 17, 42, 8], steps: [Int32] = [11, 64, 2, 90]
-        let t = InterweaveTests()
-        let base = try t.run(StreamDecoder(model: model, gate: nil), route: .base, prompt: prompt, steps: steps)
-        let tuned = try t.run(StreamDecoder(model: model, gate: nil), route: route, prompt: prompt, steps: steps)
+        let (model, route, prompt, steps, base, tuned) = try streams()
         let decoder = StreamDecoder(model: model, gate: .guarded(.selected))
         #expect(!decoder.twoStreams && decoder.maxSequences == model.maxBatch)
         for (prior, expected) in [(Float(0.2), base), (0.7, tuned)] {
