@@ -29,7 +29,7 @@ protocol InterleavableFormat: UnpackedFormat {
 /// A matrix of a 5-bit or K-quant format repacked eight rows at a time, as
 /// `InterleavedNibbles` does for Q4: one `maddubs` multiplies four codes of each of eight rows
 /// by four broadcast activations, and scales apply to eight rows in one FMA. Codes are stored
-/// unsigned (signed ones plus `codeOffset`, taken back as a min of −offset·scale).
+/// unsigned (signed ones plus `codeOffset`, taken off again in the integer sums).
 ///
 /// Per group of 8 rows and super-block (the format's block: 32 or 256 elements): d of the 8
 /// rows (fp16); with mins, dmin (fp16); with sub-scales, per 16 elements the 8 rows' integer
@@ -60,8 +60,7 @@ public struct InterleavedCodes: @unchecked Sendable {
     }
 
     static func layout(_ type: GGMLType) -> Layout? {
-        guard let f = type.unpackedFormat as? any InterleavableFormat.Type else { return nil }
-        return Layout(superSize: f.blockSize, bits: f.codeBits, offset: f.codeOffset, subScales: f.subScales, mins: f.hasMins)
+        (type.unpackedFormat as? any InterleavableFormat.Type)?.layout
     }
 
     /// Bytes of the repacked form (nil for a format without one or rows not a multiple of 8).
@@ -135,11 +134,14 @@ public struct InterleavedCodes: @unchecked Sendable {
 
 }
 
-#if AVX2
 extension InterleavableFormat {
     static var layout: InterleavedCodes.Layout {
         InterleavedCodes.Layout(superSize: blockSize, bits: codeBits, offset: codeOffset, subScales: subScales, mins: hasMins)
     }
+}
+
+#if AVX2
+extension InterleavableFormat {
 
     static func interleavedMultiply(_ w: InterleavedCodes, _ x: QuantizedActivations, _ range: Range<Int>,
                                     _ y: UnsafeMutablePointer<Float>, _ ldy: Int) {
