@@ -110,7 +110,7 @@ public struct LlamaWeights: Sendable {
         }
     }
 
-    /// These weights with every Q4 block matrix and a Q8_0 head repacked for the interleaved kernels (the copies
+    /// These weights with every matrix whose encoding has an 8-row layout repacked for the interleaved kernels (the copies
     /// live as long as the returned weights; the originals' pages are released from `map`).
     public func withInterleavedRows(releasing map: MappedFile? = nil) -> LlamaWeights {
         let storage = PackedWeightStorage()
