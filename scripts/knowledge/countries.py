@@ -426,9 +426,15 @@ def cmd_inputs(args):
     train = sorted(c for c, v in split.items() if v == "train")
     qs = questions(rows, split, args.split)
     out = []
-    for q in qs:
-        prompt = q["prompt"] if args.mode == "zeroshot" else fewshot_prompt(q, by_name, train)
-        out.append({"id": q["id"], "prompt": prompt})
+    for i, q in enumerate(qs):
+        prompt = fewshot_prompt(q, by_name, train) if args.mode == "fewshot" else q["prompt"]
+        line = {"id": q["id"], "prompt": prompt}
+        if args.mode == "swapped":
+            # Control (e) of a bridge: its source reads the same question about the next country
+            # of the split (same relation and phrasing), so only the country's identity differs.
+            same = [o for o in qs if o["relation"] == q["relation"] and o["phrasing"] == q["phrasing"]]
+            line["source"] = same[(same.index(q) + 1) % len(same)]["prompt"]
+        out.append(line)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     write_jsonl(args.out, out)
     print(f"{len(out)} prompts -> {args.out}")
@@ -507,7 +513,8 @@ def main():
     sub.add_parser("build")
     p = sub.add_parser("inputs")
     p.add_argument("--split", default="test", choices=["train", "dev", "test"])
-    p.add_argument("--mode", default="zeroshot", choices=["zeroshot", "fewshot"])
+    p.add_argument("--mode", default="zeroshot", choices=["zeroshot", "fewshot", "swapped"],
+                   help="swapped: zero-shot, with a \"source\" field asking about another country (a bridge's control)")
     p.add_argument("--out", required=True)
     p = sub.add_parser("score")
     p.add_argument("output", help="braid run output JSONL ({id, output})")

@@ -10,10 +10,13 @@ public final class BatchRunner {
         public var route: Route
         /// The router's probability for the route's task (the adaptive gate's prior).
         public var prior: Float
-        public init(prompt: [Int32], route: Route, prior: Float = 0.5) {
+        /// What a bridge reads for this request (nil: no bridge).
+        public var bridge: BridgeMemory?
+        public init(prompt: [Int32], route: Route, prior: Float = 0.5, bridge: BridgeMemory? = nil) {
             self.prompt = prompt
             self.route = route
             self.prior = prior
+            self.bridge = bridge
         }
     }
 
@@ -76,6 +79,8 @@ public final class BatchRunner {
         for (r, q) in zip(requests, queryStarts) {
             shared = min(shared, r.prompt.count - 1, zip(r.prompt, requests[0].prompt).prefix { $0 == $1 }.count)
             if case .learned = decoder.gate { shared = min(shared, q) }
+            // A bridge writes the request's own positions from its user turn on.
+            if let b = r.bridge { shared = min(shared, b.from) }
         }
         var prefixes: [String: DecodeSequence] = [:]
         /// Starts request i in a free sequence: prefill, first greedy token. Nil if it ended at once.
@@ -84,6 +89,8 @@ public final class BatchRunner {
             sequence.reset()
             sequence.route = decoder.route(for: requests[i].route, prior: requests[i].prior)
             sequence.prior = requests[i].prior
+            sequence.cache.bridge = requests[i].bridge
+            sequence.baseCache?.bridge = requests[i].bridge
             started[i] = now()
             let prompt = requests[i].prompt
             if shared >= 8 {

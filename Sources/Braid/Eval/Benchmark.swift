@@ -38,11 +38,14 @@ public struct Benchmark {
     public let interweave: InterweaveGate?
     /// The sequences' routes of `generateRoutes` (one sequence each).
     public let routes: [Route]
-    public init(model: LlamaModel, route: Route = .base, interweave: InterweaveGate? = nil, routes: [Route] = []) {
+    /// A bridge's memory the sequence reads at every position (nil: no bridge).
+    public let bridge: BridgeMemory?
+    public init(model: LlamaModel, route: Route = .base, interweave: InterweaveGate? = nil, routes: [Route] = [], bridge: BridgeMemory? = nil) {
         self.model = model
         self.route = route
         self.interweave = interweave
         self.routes = routes
+        self.bridge = bridge
     }
 
     /// Runs `test` once as a warm-up, then `repetitions` timed times.
@@ -52,6 +55,8 @@ public struct Benchmark {
         let tokens = (0..<test.tokens).map { _ in Int32(rng.next() % vocab) }
         let decoder = StreamDecoder(model: model, gate: interweave)
         let sequence = decoder.makeSequence(capacity: test.tokens + 1, route: route)
+        sequence.cache.bridge = bridge
+        sequence.baseCache?.bridge = bridge
         var rates: [Double] = []
         for rep in 0...repetitions {
             sequence.reset()

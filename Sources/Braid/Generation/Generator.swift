@@ -13,6 +13,8 @@ public final class Generator: @unchecked Sendable {
     public private(set) var cachedTokens: [Int32] = []
     /// The route the cached keys and values were computed under (another route invalidates them).
     private var cachedRoute = ""
+    /// The bridge memory they were computed with (another one invalidates them from its start).
+    private var cachedBridge: BridgeMemory?
 
     public init(model: LlamaModel, tokenizer: Tokenizer, contextLength: Int, interweave: InterweaveGate? = nil) {
         self.model = model
@@ -24,13 +26,16 @@ public final class Generator: @unchecked Sendable {
     public func reset() {
         sequence.reset()
         cachedTokens.removeAll()
+        cachedBridge = nil
     }
 
     /// Generates an answer to `prompt` (token ids, template already applied). `onText` receives
     /// each complete piece of text as it is produced and may return false to stop.
     @discardableResult
-    /// `prior` is the router's probability for the route's task (the adaptive gate uses it).
-    public func generate(_ prompt: [Int32], route: Route = .base, prior: Float = 0.5, sampling: SamplingParameters, maxTokens: Int,
+    /// `prior` is the router's probability for the route's task (the adaptive gate uses it);
+    /// `bridge`, the memory a bridge reads for this prompt (its `from`: where the user's turn starts).
+    public func generate(_ prompt: [Int32], route: Route = .base, prior: Float = 0.5, bridge: BridgeMemory? = nil,
+                         sampling: SamplingParameters, maxTokens: Int,
                          onText: (String) -> Bool = { _ in true }) throws -> (tokens: [Int32], stats: GenerationStats) {
         let cache = sequence.cache
         try sampling.validate()
@@ -53,6 +58,14 @@ public final class Generator: @unchecked Sendable {
         // Reuse the longest cached prefix; at least the last prompt token is evaluated for its logits.
         var keep = zip(cachedTokens, prompt).prefix { $0 == $1 }.count
         keep = min(keep, prompt.count - 1)
+        // A new memory is read from its start on; positions before it keep what they read (a
+        // chat's earlier turns). Dropping the bridge recomputes what the old one wrote.
+        if bridge !== cachedBridge, let from = bridge?.from ?? cachedBridge?.from {
+            keep = min(keep, from)
+        }
+        cachedBridge = bridge
+        sequence.cache.bridge = bridge
+        sequence.baseCache?.bridge = bridge
         sequence.truncate(to: keep)
         cachedTokens.removeSubrange(keep...)
         let fresh = Array(prompt[keep...])

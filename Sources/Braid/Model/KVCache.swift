@@ -10,6 +10,9 @@ public final class KVCache: @unchecked Sendable {
     let values: UnsafeMutablePointer<Float16>
     /// Tokens stored (positions 0..<count are valid).
     public var count = 0
+    /// The bridge's memory of this sequence's request (nil: no bridge), read by positions from
+    /// its `from` on.
+    public var bridge: BridgeMemory?
 
     public init(config: LlamaConfig, capacity: Int) {
         layers = config.blockCount

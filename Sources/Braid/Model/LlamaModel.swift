@@ -153,7 +153,9 @@ public final class LlamaModel: @unchecked Sendable {
         let group = c.headCount / c.headCountKV
         let scale = 1 / Float(c.headDim).squareRoot()
 
+        let bridged = batch.contains { $0.cache.bridge != nil }
         for (l, w) in weights.layers.prefix(layers ?? weights.layers.count).enumerated() {
+            if bridged { addBridges(batch, block: l, into: x) }
             // attention
             let attnNorms = columnVectors(batch, w.vectors, .attention, layer: l)!
             prepare(s.xq, xb, n, tables: !routed.isEmpty) { i in norm(x, attnNorms[i], i, into: xb) }
@@ -235,6 +237,17 @@ public final class LlamaModel: @unchecked Sendable {
             Ops.rmsNorm(x + i * d, weight: weight, eps: c.rmsEpsilon, into: xb + j * d, count: d)
         }
         if head { self.head(columns: outputs.count) }
+    }
+
+    /// The bridge layers at block `l`'s input, for the columns whose stream has a bridge memory
+    /// and whose position it covers; columns sharing a memory in one call.
+    private func addBridges(_ batch: [BatchEntry], block l: Int, into x: UnsafeMutablePointer<Float>) {
+        var groups: [(BridgeMemory, Int, [Int])] = []
+        for (i, e) in batch.enumerated() {
+            guard let m = e.cache.bridge, e.position >= m.from, let layer = m.bridge.layer(atBlock: l) else { continue }
+            if let g = groups.firstIndex(where: { $0.0 === m }) { groups[g].2.append(i) } else { groups.append((m, layer, [i])) }
+        }
+        for (memory, layer, columns) in groups { memory.bridge.add(layer: layer, memory: memory, x: x, columns: columns) }
     }
 
     /// RMS norm of one head of q or k in place (Gemma's q/k norms).

@@ -8,6 +8,7 @@ struct Bench: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var taskOptions: TaskOptions
     @OptionGroup var interweaveOptions: InterweaveOptions
+    @OptionGroup var bridgeOptions: BridgeOptions
 
     @Option(name: [.short, .customLong("n-prompt")], parsing: .upToNextOption, help: "Prompt sizes (ppN).")
     var prompt: [Int] = [64, 256]
@@ -42,6 +43,14 @@ struct Bench: ParsableCommand {
         if gate != nil && route.isBase { throw ValidationError("--interweave needs a --task to interweave with the base") }
         var benches = [Benchmark(model: model, route: route)]
         if let gate { benches.append(Benchmark(model: model, route: route, interweave: gate)) }
+        // With --bridge, each test also runs with a bridge that every position reads.
+        if let loaded = try bridgeOptions.load(for: model, threads: modelOptions.threads) {
+            let made = try BridgeOptions.memory(loaded, message: "What is the capital of Japan?", from: 0)
+            benches.append(Benchmark(model: model, route: route, bridge: made.memory))
+            printError(String(format: "bridge %@: %.2f M parameters (%.1f MiB as float32); the source read %d tokens in %.1f ms",
+                              loaded.0.name, Double(loaded.0.parameterCount) / 1e6, Double(loaded.0.parameterCount * 4) / 1_048_576,
+                              made.sourceTokens, made.milliseconds))
+        }
         var tests = prompt.map { Benchmark.Test.prompt($0) }
         if gen > 0 { tests.append(.generate(gen)) }
         var rows: [[String: Any]] = []
@@ -59,15 +68,17 @@ struct Bench: ParsableCommand {
                 medians.append(r.median)
                 if case .generate = test, bench.interweave == nil { decodeMedian = r.median }
                 let mode = bench.interweave?.label ?? "off"
+                let routeLabel = route.label + (bench.bridge.map { "+bridge:" + $0.bridge.name } ?? "")
                 if json {
-                    rows.append(["model": name, "route": route.label, "interweave": mode, "threads": model.pool.threadCount, "test": test.description,
+                    rows.append(["model": name, "route": routeLabel, "interweave": mode, "threads": model.pool.threadCount, "test": test.description,
                                  "median_tps": r.median, "sd_tps": r.standardDeviation, "samples_tps": r.tokensPerSecond])
                 } else {
-                    print(String(format: "| %@ | %@ | %@ | %d | %@ | %.2f ± %.2f |", name, route.label, mode, model.pool.threadCount, test.description, r.median, r.standardDeviation))
+                    print(String(format: "| %@ | %@ | %@ | %d | %@ | %.2f ± %.2f |", name, routeLabel, mode, model.pool.threadCount, test.description, r.median, r.standardDeviation))
                 }
             }
-            if medians.count == 2 && !json {
-                printError(String(format: "%@: interweaved takes %.2f× the time of single-stream", test.description, medians[0] / medians[1]))
+            for (bench, median) in zip(benches, medians).dropFirst() where !json {
+                printError(String(format: "%@: %@ takes %.2f× the time of single-stream", test.description,
+                                  bench.interweave != nil ? "interweaved" : "bridged", medians[0] / median))
             }
         }
         if mixedBatch > 0 {

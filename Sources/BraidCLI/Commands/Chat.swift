@@ -11,6 +11,7 @@ struct Chat: ParsableCommand {
     @OptionGroup var output: OutputOptions
     @OptionGroup var taskOptions: TaskOptions
     @OptionGroup var interweaveOptions: InterweaveOptions
+    @OptionGroup var bridgeOptions: BridgeOptions
 
     func run() throws {
         let rt = try Runtime(modelOptions)
@@ -19,6 +20,7 @@ struct Chat: ParsableCommand {
         let routing = try QueryRouting(taskOptions, rt, fixed: fixed, needPrior: interweaveOptions.needsPrior)
         let gate = try interweaveOptions.gate(for: routing.router?.tasks ?? fixed.terms.map(\.vector), model: rt.model)
         let generator = Generator(model: rt.model, tokenizer: rt.tokenizer, contextLength: rt.contextLength, interweave: gate)
+        let bridge = try bridgeOptions.load(for: rt.model, threads: modelOptions.threads)
         let interactive = isatty(0) == 1
         var history: [ChatMessage] = output.system.map { [.system($0)] } ?? []
         let start = history
@@ -51,7 +53,10 @@ struct Chat: ParsableCommand {
             turnParams.seed = params.seed &+ UInt64(turn)
             turn += 1
             do {
-                let (_, stats) = try generator.generate(ids, route: decision.route, prior: decision.prior, sampling: turnParams, maxTokens: sampling.maxTokens) { piece in
+                // A bridge's source reads this turn's message; earlier turns keep what they read.
+                let memory = try bridge.map { try BridgeOptions.memory($0, message: input, prompt: ids, tokenizer: rt.tokenizer).memory }
+                let (_, stats) = try generator.generate(ids, route: decision.route, prior: decision.prior, bridge: memory,
+                                                        sampling: turnParams, maxTokens: sampling.maxTokens) { piece in
                     answer += piece
                     emit(piece)
                     return true

@@ -10,6 +10,7 @@ struct Generate: ParsableCommand {
     @OptionGroup var output: OutputOptions
     @OptionGroup var taskOptions: TaskOptions
     @OptionGroup var interweaveOptions: InterweaveOptions
+    @OptionGroup var bridgeOptions: BridgeOptions
 
     @Option(name: [.short, .long], help: "The prompt ('-' reads stdin).")
     var prompt: String?
@@ -51,11 +52,19 @@ struct Generate: ParsableCommand {
         let decision = try routing.route(text)
         let gate = try interweaveOptions.gate(for: decision.route.terms.map(\.vector), model: rt.model)
         let generator = Generator(model: rt.model, tokenizer: rt.tokenizer, contextLength: rt.contextLength, interweave: gate)
-        let (_, stats) = try generator.generate(ids, route: decision.route, prior: decision.prior, sampling: params, maxTokens: sampling.maxTokens) { piece in
+        var bridgeLine = ""
+        var memory: BridgeMemory?
+        if let loaded = try bridgeOptions.load(for: rt.model, threads: modelOptions.threads) {
+            let made = try BridgeOptions.memory(loaded, message: text, prompt: ids, tokenizer: rt.tokenizer)
+            memory = made.memory
+            bridgeLine = String(format: " | bridge %@ (source read %d tokens in %.1f ms)", loaded.0.name, made.sourceTokens, made.milliseconds)
+        }
+        let (_, stats) = try generator.generate(ids, route: decision.route, prior: decision.prior, bridge: memory,
+                                                sampling: params, maxTokens: sampling.maxTokens) { piece in
             emit(piece)
             return true
         }
         emit("\n")
-        if !output.quiet { printError(decision.line + (gate.map { " | interweave \($0.label)" } ?? "") + " | " + stats.summary()) }
+        if !output.quiet { printError(decision.line + (gate.map { " | interweave \($0.label)" } ?? "") + bridgeLine + " | " + stats.summary()) }
     }
 }

@@ -9,8 +9,9 @@ struct Run: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var taskOptions: TaskOptions
     @OptionGroup var interweaveOptions: InterweaveOptions
+    @OptionGroup var bridgeOptions: BridgeOptions
 
-    @Option(name: [.short, .long], help: "Prompts, JSONL: {\"prompt\", optional \"id\", \"task\", \"answer\"} ('-' reads stdin).")
+    @Option(name: [.short, .long], help: "Prompts, JSONL: {\"prompt\", optional \"id\", \"task\", \"answer\", \"source\" (what a --bridge's source reads instead of the prompt)} ('-' reads stdin).")
     var input: String
 
     @Option(name: [.short, .long], help: "Answers, JSONL ('-' or absent: stdout).")
@@ -42,6 +43,8 @@ struct Run: ParsableCommand {
         var prompt: String
         var task: String?
         var answer: String?
+        /// What a bridge's source reads instead of the prompt (the control that feeds it another question).
+        var source: String?
     }
 
     /// A line of the input: its number in the file, its id, and the prompt or why it cannot run.
@@ -105,6 +108,7 @@ struct Run: ParsableCommand {
         if oracle { for v in try loadTaskVectors(taskOptions.taskDir, model: rt.model) { byName[v.name] = v } }
         let gate = try interweaveOptions.gate(for: routing.router?.tasks ?? fixed.terms.map(\.vector) + byName.values, model: rt.model)
         let runner = BatchRunner(model: rt.model, tokenizer: rt.tokenizer, batch: batch, maxTokens: maxTokens, interweave: gate)
+        let bridge = try bridgeOptions.load(for: rt.model, threads: modelOptions.threads)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
 
@@ -138,7 +142,8 @@ struct Run: ParsableCommand {
                     guard prompt.count + maxTokens < rt.contextLength else {
                         throw BraidError.promptTooLong(tokens: prompt.count + maxTokens, context: rt.contextLength)
                     }
-                    requests.append(BatchRunner.Request(prompt: prompt, route: decision.route, prior: decision.prior))
+                    let memory = try bridge.map { try BridgeOptions.memory($0, message: l.source ?? l.prompt, prompt: prompt, tokenizer: rt.tokenizer).memory }
+                    requests.append(BatchRunner.Request(prompt: prompt, route: decision.route, prior: decision.prior, bridge: memory))
                     owners.append((position, item, l, decision))
                 } catch {
                     if failFast { stop = BraidError.invalidArgument("\(input):\(item.number): \(error)"); break }
@@ -150,7 +155,8 @@ struct Run: ParsableCommand {
             _ = try runner.run(requests, finished: { j, a in
                 let o = owners[j]
                 let record = Self.record(o.item, o.line, o.decision, a, promptTokens: requests[j].prompt.count,
-                                         mode: oracle ? "oracle" : routing.mode?.rawValue, gate: gate?.label, tokenizer: rt.tokenizer)
+                                         mode: oracle ? "oracle" : routing.mode?.rawValue, gate: gate?.label, bridge: bridge?.0.name,
+                                         tokenizer: rt.tokenizer)
                 stats.add(record, o.decision, a)
                 records[o.position] = try encoder.encode(record)
                 try flushReady()
@@ -183,7 +189,7 @@ struct Run: ParsableCommand {
     }
 
     static func record(_ item: Item, _ l: Line, _ decision: RoutingDecision, _ a: BatchRunner.Answer, promptTokens: Int,
-                       mode: String?, gate: String?, tokenizer: Tokenizer) -> OutputLine {
+                       mode: String?, gate: String?, bridge: String? = nil, tokenizer: Tokenizer) -> OutputLine {
         let text = tokenizer.decode(a.tokens)
         let route = decision.route
         var coefficients: [String: Float] = [:]
@@ -192,7 +198,7 @@ struct Run: ParsableCommand {
             id: item.id, prompt: l.prompt, output: text,
             route: .init(mode: mode ?? (route.isBase ? "none" : "fixed"), task: route.isBase ? "base" : route.label,
                          coefficients: coefficients, probabilities: decision.probabilities, route_ms: decision.milliseconds,
-                         route_layers: decision.layers, interweave: gate),
+                         route_layers: decision.layers, interweave: gate, bridge: bridge),
             finish_reason: a.finishReason.rawValue,
             timings: .init(prompt_n: promptTokens, prompt_ms: a.promptSeconds * 1000, predicted_n: a.tokens.count, total_ms: a.seconds * 1000),
             task: l.task,
@@ -268,6 +274,7 @@ struct Run: ParsableCommand {
             var route_ms: Double
             var route_layers: Int
             var interweave: String?
+            var bridge: String?
         }
         struct Timings: Encodable {
             var prompt_n: Int
