@@ -189,8 +189,35 @@ public final class Bridge: @unchecked Sendable {
         0.5 * x * (1 + tanhf(0.797_884_56 * (x + 0.044_715 * x * x * x)))
     }
 
-    /// y (n × out) (+)= x (n × in) · Wᵀ, W out × in row-major.
+    /// y (n × out) (+)= x (n × in) · Wᵀ, W out × in row-major. A decode step's few columns are
+    /// dot products on this thread: OpenBLAS's threads, woken for a one-column product, contend
+    /// with the model's pool and made a bridged decode step twice as long.
     static func gemm(_ n: Int, _ out: Int, _ input: Int, _ x: [Float], _ w: [Float], _ y: inout [Float], accumulate: Bool = false) {
+        if n <= 4 {
+            x.withUnsafeBufferPointer { xp in
+                w.withUnsafeBufferPointer { wp in
+                    y.withUnsafeMutableBufferPointer { yp in
+                        for o in 0..<out {
+                            let row = UnsafeRawPointer(wp.baseAddress! + o * input)
+                            for j in 0..<n {
+                                let col = UnsafeRawPointer(xp.baseAddress! + j * input)
+                                var acc = SIMD8<Float>()
+                                var i = 0
+                                while i + 8 <= input {
+                                    acc += row.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self)
+                                        * col.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self)
+                                    i += 8
+                                }
+                                var sum = acc.sum()
+                                while i < input { sum += wp[o * input + i] * xp[j * input + i]; i += 1 }
+                                yp[j * out + o] = accumulate ? yp[j * out + o] + sum : sum
+                            }
+                        }
+                    }
+                }
+            }
+            return
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(out), Int32(input),
                     1, x, Int32(input), w, Int32(input), accumulate ? 1 : 0, &y, Int32(out))
     }
