@@ -56,9 +56,10 @@ public final class Bridge: @unchecked Sendable {
     public var sourceTemplate = "{}"
     public let name: String
 
-    /// An untrained bridge: random attention and gate, zero output projection and adapter output.
+    /// An untrained bridge: random attention and gate, zero output projection and adapter output
+    /// (`seed` nil: every weight zero, for a loader to fill).
     public init(width d: Int, sourceWidth ds: Int, blocks: [Int], heads: Int, attentionWidth a: Int, adapterWidth r: Int,
-                eps: Float, smallSHA256: String, sourceSHA256: String, sourceFile: String, name: String = "bridge", seed: UInt64 = 1) {
+                eps: Float, smallSHA256: String, sourceSHA256: String, sourceFile: String, name: String = "bridge", seed: UInt64? = 1) {
         width = d
         sourceWidth = ds
         attentionWidth = a
@@ -69,8 +70,9 @@ public final class Bridge: @unchecked Sendable {
         self.sourceSHA256 = sourceSHA256
         self.sourceFile = sourceFile
         self.name = name
-        var rng = Xoshiro256(seed: seed)
+        var rng = Xoshiro256(seed: seed ?? 0)
         func random(_ count: Int, fanIn: Int) -> [Float] {
+            guard seed != nil else { return [Float](repeating: 0, count: count) }
             let scale = 1 / Float(fanIn).squareRoot()
             return (0..<count).map { _ in (Float(rng.next() >> 40) / Float(1 << 24) * 2 - 1) * scale }
         }

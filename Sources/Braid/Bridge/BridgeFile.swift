@@ -29,7 +29,8 @@ extension Bridge {
         self.init(width: d, sourceWidth: ds, blocks: blocks, heads: heads, attentionWidth: a, adapterWidth: r,
                   eps: Float(try f.float("braid.bridge.eps")), smallSHA256: small,
                   sourceSHA256: try f.string("braid.bridge.source_sha256"), sourceFile: try f.string("braid.bridge.source_file"),
-                  name: f.metadata["general.name"]?.stringValue ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent)
+                  name: f.metadata["general.name"]?.stringValue ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
+                  seed: nil)
         sourceTemplate = f.metadata["braid.bridge.source_template"]?.stringValue ?? "{}"
         guard sourceTemplate.contains("{}") else { throw BraidError.invalidArgument("\(path): the source template has no {} for the message") }
         func floats(_ name: String, _ shape: [Int]) throws -> [Float] {
